@@ -1,0 +1,72 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// progress shows a one-line status on stderr while long work runs, only
+// when stderr is a terminal and --quiet is not given. A nil *progress is
+// silent, so callers never check.
+type progress struct {
+	w     io.Writer
+	now   func() time.Time
+	mu    sync.Mutex
+	label string
+	start time.Time
+	last  time.Time
+	shown bool
+}
+
+func newProgress(env Env, quiet bool) *progress {
+	if quiet || !env.IsTerminal(env.Stderr) {
+		return nil
+	}
+	return &progress{w: env.Stderr, now: env.Now}
+}
+
+func (p *progress) phase(label string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.label, p.start = label, p.now()
+}
+
+// files reports how many files were seen so far.
+func (p *progress) files(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.now()
+	if t.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = t
+	rate := ""
+	if el := t.Sub(p.start).Seconds(); el > 0.5 {
+		rate = fmt.Sprintf(", %s files/s", humanize.Comma(int64(float64(n)/el)))
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K%s: %s files%s", p.label, humanize.Comma(n), rate)
+	p.shown = true
+}
+
+// done clears the status line.
+func (p *progress) done() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.shown = false
+	}
+}

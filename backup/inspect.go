@@ -32,18 +32,30 @@ const DefaultBusyWindow = 10 * time.Minute
 // List inspects each candidate the quick way (plists, index header, folder
 // sizes; no index rows) and judges its state.
 func List(ctx context.Context, cands []Candidate, opt Options, progress func(files int64)) ([]*Backup, error) {
-	bs := make([]*Backup, 0, len(cands))
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		bs = append(bs, Inspect(c))
+	bs, err := InspectAll(ctx, cands, opt)
+	if err != nil {
+		return nil, err
 	}
 	if err := Measure(ctx, bs, opt.Jobs, progress); err != nil {
 		return nil, err
 	}
 	for _, b := range bs {
 		b.Judge(opt.Now, opt.BusyWindow)
+	}
+	return bs, nil
+}
+
+// InspectAll inspects each candidate (see Inspect) and judges its state,
+// without measuring sizes.
+func InspectAll(ctx context.Context, cands []Candidate, opt Options) ([]*Backup, error) {
+	bs := make([]*Backup, 0, len(cands))
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b := Inspect(c)
+		b.Judge(opt.Now, opt.BusyWindow)
+		bs = append(bs, b)
 	}
 	return bs, nil
 }

@@ -103,6 +103,9 @@ type Backup struct {
 	Usage    Usage
 	Findings []Finding
 	State    State
+	// Check holds what a full verification looked at; nil when the backup
+	// was only inspected (list) or could not be verified.
+	Check *Verified
 }
 
 // DatedCopy reports whether the folder is a dated copy of its device.
@@ -260,6 +263,9 @@ type Usage struct {
 	ApparentBytes int64 // sum of file lengths
 	Files         int64 // regular files
 	SnapshotBytes int64 // allocated bytes under Snapshot/
+	// OrphanBytes is the length of blobs the index does not list (known
+	// after verify).
+	OrphanBytes int64
 	// Linked holds the inodes with more than one link and their allocated
 	// bytes, so that totals across backups count each once.
 	Linked map[Inode]int64

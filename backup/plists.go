@@ -95,7 +95,7 @@ func readPlistDict(path string) (map[string]any, *plistError) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &plistError{Missing: true, Reason: "not found"}
+			return nil, &plistError{Missing: true, Reason: "missing"}
 		}
 		return nil, &plistError{Unreadable: true, Reason: describeIOError(err)}
 	}

@@ -89,6 +89,7 @@ PATH mbaudit reads $MBAUDIT_ROOT (colon-separated), else the macOS default
 		CustomAppHelpTemplate: appHelpTemplate,
 		Commands: []*cli.Command{
 			newListCommand(env),
+			newVerifyCommand(env),
 		},
 	}
 	for _, c := range app.Commands {

@@ -54,7 +54,7 @@ func runList(ctx context.Context, o *listOptions, paths []string, env Env) error
 	if err := sortBackups(nil, o.sort); err != nil {
 		return err
 	}
-	res, err := scan(ctx, paths, &o.common, env, newProgress(env, o.quiet))
+	res, err := scan(ctx, paths, &o.common, env, newProgress(env, o.quiet), true)
 	if err != nil {
 		return err
 	}

@@ -70,3 +70,29 @@ func (p *progress) done() {
 		p.shown = false
 	}
 }
+
+// bytes reports files and bytes done against their totals, with the rate
+// and the time left.
+func (p *progress) bytes(files, totalFiles, done, total int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.now()
+	if t.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = t
+	line := fmt.Sprintf("%s: %s of %s files, %s of %s", p.label, humanize.Comma(files), humanize.Comma(totalFiles),
+		humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)))
+	if el := t.Sub(p.start).Seconds(); el > 0.5 && done > 0 {
+		rate := float64(done) / el
+		line += fmt.Sprintf(", %s/s", humanize.IBytes(uint64(rate)))
+		if total > done {
+			line += fmt.Sprintf(", %s left", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+		}
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+	p.shown = true
+}

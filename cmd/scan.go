@@ -23,8 +23,9 @@ type scanResult struct {
 }
 
 // scan discovers the backups under the PATHs (or the default roots), keeps
-// those of --device, and inspects them the quick way.
-func scan(ctx context.Context, paths []string, o *common, env Env, p *progress) (*scanResult, error) {
+// those of --device, and inspects them the quick way; with measure it also
+// computes their sizes as du does.
+func scan(ctx context.Context, paths []string, o *common, env Env, p *progress, measure bool) (*scanResult, error) {
 	busy, err := ParseDuration(o.busyWindow)
 	if err != nil {
 		return nil, usagef("--busy-window: %v", err)
@@ -39,9 +40,15 @@ func scan(ctx context.Context, paths []string, o *common, env Env, p *progress) 
 	d := backup.Discover(rs, env.GOOS)
 	// --device may name a device, which only the plists tell: filter after
 	// the inspection.
-	p.phase("reading backups")
-	bs, err := backup.List(ctx, d.Candidates, backup.Options{Now: env.Now(), BusyWindow: busy, Jobs: o.jobs}, p.files)
-	p.done()
+	opt := o.options(env, busy)
+	var bs []*backup.Backup
+	if measure {
+		p.phase("reading backups")
+		bs, err = backup.List(ctx, d.Candidates, opt, p.files)
+		p.done()
+	} else {
+		bs, err = backup.InspectAll(ctx, d.Candidates, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +62,10 @@ func scan(ctx context.Context, paths []string, o *common, env Env, p *progress) 
 		roots: d.Roots, skipped: d.Skipped, backups: bs,
 		volumes: backup.Volumes(rs), rootErr: joinRootErrors(d.Errors),
 	}, nil
+}
+
+func (o *common) options(env Env, busy time.Duration) backup.Options {
+	return backup.Options{Now: env.Now(), BusyWindow: busy, Jobs: o.jobs}
 }
 
 // filterDevice keeps the backups of one device, named by UDID or by device

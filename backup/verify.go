@@ -46,6 +46,10 @@ type VerifyOptions struct {
 	// Progress, when not nil, is called now and then with the files and
 	// bytes done so far and the totals known (0 while unknown).
 	Progress func(files, totalFiles, bytes, totalBytes int64)
+
+	// openBlob stands in for os.Open in tests that need a read to fail
+	// (as root, permissions stop nothing).
+	openBlob func(path string) (io.ReadCloser, error)
 }
 
 // listed is one regular file of the index, as compact as the merge allows:
@@ -577,7 +581,11 @@ func (v *verifier) deep(ctx context.Context) error {
 }
 
 func (v *verifier) readBlob(l listed, buf []byte) {
-	f, err := os.Open(v.blobPath(l.id))
+	open := v.opt.openBlob
+	if open == nil {
+		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	}
+	f, err := open(v.blobPath(l.id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return // already file-missing
 	}

@@ -185,6 +185,8 @@ func (v *verifier) row(r *manifest.Row) error {
 	id, idOK := parseFileID(r.FileID)
 	flags := r.Flags
 	switch {
+	case r.TypeError() != nil:
+		v.addRecord(RecordInvalid, r.TypeError().Error(), where())
 	case r.FlagsNull || (flags != 1 && flags != 2 && flags != 4):
 		v.addRecord(RecordInvalid, fmt.Sprintf("flags %s", flagsText(r)), where())
 	case fileErr != nil:

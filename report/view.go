@@ -1,10 +1,6 @@
 package report
 
-import (
-	"time"
-
-	"github.com/mbaudit/mbaudit/backup"
-)
+import "time"
 
 // SchemaVersion is the version of every JSON document mbaudit writes.
 const SchemaVersion = 1
@@ -31,5 +27,3 @@ func timePtr(t time.Time) *time.Time {
 	return &u
 }
 
-// stateOrder is the display order of states in summaries.
-var stateOrder = backup.States

@@ -144,7 +144,16 @@ func (b *Backup) detectIndex() {
 	flag := b.Manifest != nil && b.Manifest.IsEncrypted
 	hasKey := b.Manifest != nil && len(b.Manifest.ManifestKey) > 0
 
-	fi, err := os.Lstat(dbPath)
+	// Stat, not Lstat: a link loop or a broken disk must read as
+	// unreadable, not as a missing index.
+	fi, err := os.Stat(dbPath)
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
+		if _, lerr := os.Lstat(dbPath); lerr == nil {
+			b.Format = FormatManifestDB
+			b.Addf(BackupUnreadable, "could not read Manifest.db: %s", describeIOError(err))
+			return
+		}
+	}
 	switch {
 	case err == nil:
 		b.Format = FormatManifestDB
@@ -164,7 +173,7 @@ func (b *Backup) detectIndex() {
 		return
 	}
 
-	fi, err = os.Lstat(mbdbPath)
+	fi, err = os.Stat(mbdbPath)
 	switch {
 	case err == nil:
 		b.Format = FormatMbdb

@@ -144,6 +144,11 @@ func (v *verifier) verifyDB(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if v.b.Has(ManifestDBInvalid) {
+		// An index that cannot be trusted says nothing about the files:
+		// every blob would look like an orphan.
+		return nil
+	}
 	v.merge(&folders)
 	if err := v.deep(ctx); err != nil {
 		return err

@@ -40,6 +40,9 @@ func (v *verifier) verifyMbdb(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if v.b.Has(ManifestMbdbInvalid) || v.b.Has(BackupUnreadable) {
+		return nil // an index that does not parse says nothing about the files
+	}
 	v.merge(&folders)
 	if err := v.deep(ctx); err != nil {
 		return err

@@ -52,7 +52,7 @@ fuzz:
 # Regenerate the committed sample backups (deterministic: the same bytes
 # every time; a test fails when the committed ones are out of date).
 samples:
-	$(GO) test ./backup/backuptest -run '^TestSamples$$' -update
+	$(GO) test . -run '^TestSamples$$' -update
 
 clean:
 	rm -f $(BIN)

@@ -29,6 +29,9 @@ type Counts struct {
 	FilesChecked int64 // listed files whose presence on disk was checked
 	BytesListed  int64 // sum of the listed files' sizes
 	BytesRead    int64 // blob bytes read by --deep
+	// BlobsSeen counts the blobs on disk when the index is encrypted and
+	// only their lengths can be checked.
+	BlobsSeen int64
 }
 
 // Verified holds the outcome of a full verification.
@@ -646,6 +649,7 @@ func (v *verifier) verifyOpaque(ctx context.Context) error {
 	var badCount int
 	for p := range folders {
 		for _, blob := range folders[p].blobs {
+			v.counts.BlobsSeen++
 			if blob.size%16 != 0 {
 				badCount++
 				if len(bad) < MaxExamples {

@@ -39,6 +39,7 @@ type VerifyRow struct {
 	FilesChecked int64        `json:"files_checked"`
 	BytesListed  int64        `json:"bytes_listed"`
 	BytesRead    int64        `json:"bytes_read"`
+	BlobsSeen    int64        `json:"blobs_seen"`
 	Findings     []FindingRow `json:"findings"`
 }
 
@@ -89,7 +90,7 @@ func NewVerify(bs []*backup.Backup, now time.Time) VerifyDoc {
 		if c := b.Check; c != nil {
 			r.Verified, r.Deep = true, c.Deep
 			r.RowsRead, r.FilesListed, r.FilesChecked = c.RowsRead, c.FilesListed, c.FilesChecked
-			r.BytesListed, r.BytesRead = c.BytesListed, c.BytesRead
+			r.BytesListed, r.BytesRead, r.BlobsSeen = c.BytesListed, c.BytesRead, c.BlobsSeen
 		}
 		doc.Backups = append(doc.Backups, r)
 		doc.Summary.add(b.State)
@@ -156,6 +157,9 @@ func VerifyTable(w io.Writer, doc VerifyDoc, st Style) error {
 		}
 		fmt.Fprintf(&b, "  %s, %s\n", st.state(r.State), strings.Join(desc, ", "))
 		switch {
+		case r.Verified && r.RowsRead == 0 && r.BlobsSeen > 0:
+			fmt.Fprintf(&b, "  index encrypted: %s blobs on disk, lengths checked; listed files not checked without the password\n",
+				humanize.Comma(r.BlobsSeen))
 		case r.Verified:
 			line := fmt.Sprintf("  checked %s of %s listed files (%s index rows, %s listed)",
 				humanize.Comma(r.FilesChecked), humanize.Comma(r.FilesListed), humanize.Comma(r.RowsRead), size(r.BytesListed))

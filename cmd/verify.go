@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
 
@@ -51,6 +52,10 @@ func runVerify(ctx context.Context, o *verifyOptions, paths []string, env Env) e
 	if err := checkFormat(o.format, "table", "json", "csv"); err != nil {
 		return err
 	}
+	// verify's heap is a few large pointer-free arrays (28 bytes a listed
+	// file), cheap for the collector to scan: collecting at 50% growth
+	// instead of 100% keeps the peak well under 100 MB at 500,000 files.
+	defer debug.SetGCPercent(debug.SetGCPercent(50))
 	p := newProgress(env, o.quiet)
 	res, err := scan(ctx, paths, &o.common, env, p, false)
 	if err != nil {

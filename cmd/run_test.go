@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -124,5 +126,25 @@ func TestTableDecorations(t *testing.T) {
 	_, envNoColor, _ := run(t, env, "list", root)
 	if strings.Contains(envNoColor, "\x1b[") {
 		t.Errorf("colour with NO_COLOR:\n%s", envNoColor)
+	}
+}
+
+// An interrupted run exits 130 and says so; a cancelled verify stops
+// between or inside backups without a result on stdout.
+func TestInterrupted(t *testing.T) {
+	root := t.TempDir()
+	for i := 0; i < 3; i++ {
+		backuptest.MustWrite(t, root, backuptest.Seed(int64(20+i)), backuptest.Files(300))
+	}
+	for _, args := range [][]string{{"list", root}, {"verify", root}, {"verify", "--deep", root}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		env := testEnv(t)
+		out, errOut := &bytes.Buffer{}, &bytes.Buffer{}
+		env.Stdout, env.Stderr = out, errOut
+		code := Main(ctx, append([]string{"mbaudit"}, args...), env)
+		if code != 130 || !strings.Contains(errOut.String(), "mbaudit: error: interrupted") || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
 	}
 }

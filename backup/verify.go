@@ -46,8 +46,9 @@ type VerifyOptions struct {
 	// Deep reads every blob to its end, checks legacy digests and runs the
 	// full SQLite integrity check.
 	Deep bool
-	// Progress, when not nil, is called now and then with the files and
-	// bytes done so far and the totals known (0 while unknown).
+	// Progress, when not nil, is called now and then: while the index is
+	// read with the rows read so far (the totals 0), and under --deep with
+	// the files and bytes read and their totals.
 	Progress func(files, totalFiles, bytes, totalBytes int64)
 
 	// openBlob stands in for os.Open in tests that need a read to fail
@@ -187,6 +188,9 @@ func (v *verifier) checkIntegrity(ctx context.Context, db *manifest.DB) error {
 // the merge. It runs on the scanning goroutine only.
 func (v *verifier) row(r *manifest.Row) error {
 	v.counts.RowsRead++
+	if v.opt.Progress != nil && v.counts.RowsRead%16384 == 0 {
+		v.opt.Progress(v.counts.RowsRead, 0, 0, 0)
+	}
 	where := func() string { return string(r.Domain) + "/" + string(r.RelativePath) }
 	var fi manifest.FileInfo
 	fileErr := manifest.ReadMBFile(r.File, &fi)

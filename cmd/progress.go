@@ -84,6 +84,11 @@ func (p *progress) bytes(files, totalFiles, done, total int64) {
 		return
 	}
 	p.last = t
+	if totalFiles == 0 {
+		fmt.Fprintf(p.w, "\r\x1b[K%s: %s index rows read", p.label, humanize.Comma(files))
+		p.shown = true
+		return
+	}
 	line := fmt.Sprintf("%s: %s of %s files, %s of %s", p.label, humanize.Comma(files), humanize.Comma(totalFiles),
 		humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)))
 	if el := t.Sub(p.start).Seconds(); el > 0.5 && done > 0 {

@@ -90,6 +90,7 @@ PATH mbaudit reads $MBAUDIT_ROOT (colon-separated), else the macOS default
 		Commands: []*cli.Command{
 			newListCommand(env),
 			newVerifyCommand(env),
+			newUsageCommand(env),
 		},
 	}
 	for _, c := range app.Commands {
@@ -140,7 +141,7 @@ func commonFlags(o *common, formats string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Value: "table", Usage: "output format: " + formats, Destination: &o.format},
 		&cli.StringFlag{Name: "device", Usage: "only the backups of this device (UDID or device name)", Destination: &o.device},
-		&cli.StringFlag{Name: "busy-window", Value: "10min", Usage: "an unfinished backup changed this recently is `DURATION` busy (being written)", Destination: &o.busyWindow},
+		&cli.StringFlag{Name: "busy-window", Value: "10min", Usage: "an unfinished backup changed within `DURATION` counts as busy (being written now)", Destination: &o.busyWindow},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel file-system workers (default: chosen for this machine)", Destination: &o.jobs},
 		&cli.BoolFlag{Name: "show-identifiers", Usage: "include serial number, IMEI, MEID, ICCID and phone number in the output", Destination: &o.showIdentifiers},
 		&cli.BoolFlag{Name: "no-color", Usage: "no colour (also: NO_COLOR set)", Destination: &o.noColor},

@@ -54,8 +54,8 @@ func sampleBackups() []*backup.Backup {
 		Path: "/B/00008101-0025BDE9D3354D3D", ID: "00008101-0025BDE9D3354D3D", UDID: "00008101-0025BDE9D3354D3D",
 		Info:   &backup.InfoPlist{DeviceName: "Ben's iPad | work", ProductType: "iPad13,1", ProductVersion: "17.4.1"},
 		Format: backup.FormatManifestDB, State: backup.StateIncomplete, Encrypted: true,
-		Usage:  backup.Usage{DiskBytes: 3 << 20, ApparentBytes: 3 << 20, Files: 40, SnapshotBytes: 1 << 20},
-		Check:  &backup.Verified{Counts: backup.Counts{RowsRead: 60, FilesListed: 40, FilesChecked: 40, BytesListed: 3 << 20}},
+		Usage: backup.Usage{DiskBytes: 3 << 20, ApparentBytes: 3 << 20, Files: 40, SnapshotBytes: 1 << 20},
+		Check: &backup.Verified{Counts: backup.Counts{RowsRead: 60, FilesListed: 40, FilesChecked: 40, BytesListed: 3 << 20}},
 	}
 	inc.Add(backup.StatusPlistMissing, 1, "Status.plist is missing")
 	inc.Add(backup.FileMissing, 12, "listed files have no blob", "HomeDomain/Library/SMS/sms.db", "CameraRollDomain/Media/DCIM/100APPLE/IMG_0001.HEIC")

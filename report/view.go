@@ -26,4 +26,3 @@ func timePtr(t time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
-

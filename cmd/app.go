@@ -91,6 +91,8 @@ PATH mbaudit reads $MBAUDIT_ROOT (colon-separated), else the macOS default
 			newListCommand(env),
 			newVerifyCommand(env),
 			newUsageCommand(env),
+			newReportCommand(env),
+			newScheduleCommand(env),
 		},
 	}
 	for _, c := range app.Commands {

@@ -297,3 +297,50 @@ func TestDeepUnreadableBlob(t *testing.T) {
 		t.Fatalf("state %s, findings %+v", got.State, got.Findings)
 	}
 }
+
+// list alone (plists, index header, folders) already reports what it can
+// see without reading index rows, with the state the contract gives.
+func TestListFindings(t *testing.T) {
+	P, M, S := backuptest.InfoPlist, backuptest.ManifestPlist, backuptest.StatusPlist
+	tests := []struct {
+		name  string
+		opts  []backuptest.Option
+		codes string
+		state backup.State
+	}{
+		{"healthy", nil, "", backup.StateOK},
+		{"info missing", []backuptest.Option{backuptest.Missing(P)}, "info-plist-missing", backup.StateIncomplete},
+		{"info garbage", []backuptest.Option{backuptest.Garbage(P)}, "info-plist-invalid", backup.StateCorrupt},
+		{"manifest empty", []backuptest.Option{backuptest.Empty(M)}, "manifest-plist-missing", backup.StateIncomplete},
+		{"manifest wrong type", []backuptest.Option{backuptest.WrongType(M)}, "manifest-plist-invalid", backup.StateCorrupt},
+		{"status missing", []backuptest.Option{backuptest.Missing(S)}, "status-plist-missing", backup.StateIncomplete},
+		{"status truncated", []backuptest.Option{backuptest.Truncated(S)}, "status-plist-invalid", backup.StateCorrupt},
+		{"snapshot uploading", []backuptest.Option{backuptest.SnapshotState("moving")}, "snapshot-unfinished", backup.StateIncomplete},
+		{"backup state old", []backuptest.Option{backuptest.BackupState("old")}, "backup-state-not-new", backup.StateIncomplete},
+		{"snapshot dir", []backuptest.Option{backuptest.SnapshotDir(2)}, "snapshot-dir-present", backup.StateIncomplete},
+		{"no index", []backuptest.Option{backuptest.NoIndex()}, "manifest-db-missing", backup.StateIncomplete},
+		{"garbage index", []backuptest.Option{backuptest.GarbageIndex()}, "manifest-db-invalid", backup.StateCorrupt},
+		{"index is a folder", []backuptest.Option{backuptest.IndexIsDir()}, "manifest-db-invalid", backup.StateCorrupt},
+		{"garbage mbdb", []backuptest.Option{backuptest.GarbageMbdb()}, "", backup.StateOK}, // the header is intact: only verify sees it
+		{"encrypted", []backuptest.Option{backuptest.Encrypted()}, "manifest-encrypted", backup.StateOK},
+		{"keybag missing", []backuptest.Option{backuptest.KeybagMissing()}, "keybag-missing manifest-encrypted", backup.StateCorrupt},
+		{"flag mismatch", []backuptest.Option{backuptest.EncryptionFlagMismatch()}, "encryption-flag-mismatch", backup.StateOK},
+		{"udid mismatch", []backuptest.Option{backuptest.UDIDMismatch()}, "udid-mismatch", backup.StateOK},
+		{"missing blobs are not list's to see", []backuptest.Option{backuptest.MissingBlobs(2)}, "", backup.StateOK},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := backuptest.MustWrite(t, t.TempDir(), append([]backuptest.Option{backuptest.Seed(int64(100 + i)), backuptest.Files(20)}, tt.opts...)...)
+			bs, err := backup.List(context.Background(), []backup.Candidate{{Path: b.Path}}, opts(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := codes(bs[0]); c != tt.codes || bs[0].State != tt.state {
+				t.Errorf("codes %q state %s, want %q %s", c, bs[0].State, tt.codes, tt.state)
+			}
+			if bs[0].Check != nil {
+				t.Error("list verified")
+			}
+		})
+	}
+}

@@ -92,6 +92,9 @@ PATH mbaudit reads $MBAUDIT_ROOT (colon-separated), else the macOS default
 			newVerifyCommand(env),
 			newUsageCommand(env),
 			newReportCommand(env),
+			newPruneCommand(env),
+			newArchiveCommand(env),
+			newUnarchiveCommand(env),
 			newScheduleCommand(env),
 		},
 	}

@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bufio"
 	"bytes"
 	"container/heap"
 	"context"
@@ -159,17 +158,7 @@ func (t *tally) scanDB(ctx context.Context) error {
 }
 
 func (t *tally) scanMbdb(ctx context.Context) error {
-	f, err := os.Open(filepath.Join(t.b.Path, "Manifest.mbdb"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n := 0
-	_, err = manifest.ScanMbdb(bufio.NewReaderSize(f, 1<<20), func(r *manifest.MbdbRecord) error {
-		n++
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
+	return scanMbdbFile(ctx, filepath.Join(t.b.Path, "Manifest.mbdb"), func(r *manifest.MbdbRecord) error {
 		dom := t.domain([]byte(r.Domain))
 		if r.Mode&0xF000 != 0x8000 {
 			return nil
@@ -178,7 +167,6 @@ func (t *tally) scanMbdb(ctx context.Context) error {
 		t.file(dom, fileIDOf([]byte(r.Domain), path), path, int64(r.Size))
 		return nil
 	})
-	return err
 }
 
 // domain returns the index of a domain's tally, adding it when new.

@@ -25,7 +25,7 @@ func (v *verifier) verifyMbdb(ctx context.Context) error {
 	var folders [256]folderListing
 	g.Go(func() error { return v.listFolders(gctx, &folders) })
 	g.Go(func() error {
-		err := v.scanMbdb(gctx, path, v.mbdbRecord)
+		err := scanMbdbFile(gctx, path, v.mbdbRecord)
 		if err != nil && gctx.Err() == nil {
 			var me *manifest.MbdbError
 			if errors.As(err, &me) || errors.Is(err, manifest.ErrNotMbdb) {
@@ -51,7 +51,7 @@ func (v *verifier) verifyMbdb(ctx context.Context) error {
 	// few in a legacy backup, rather than keeping every path in memory.
 	v.nameExamples(func(ids map[string]bool) map[string]string {
 		names := map[string]string{}
-		_ = v.scanMbdb(ctx, path, func(r *manifest.MbdbRecord) error {
+		_ = scanMbdbFile(ctx, path, func(r *manifest.MbdbRecord) error {
 			id := fileIDOf([]byte(r.Domain), []byte(r.Path))
 			if h := hex.EncodeToString(id[:]); ids[h] {
 				names[h] = r.Domain + "/" + r.Path
@@ -63,7 +63,9 @@ func (v *verifier) verifyMbdb(ctx context.Context) error {
 	return nil
 }
 
-func (v *verifier) scanMbdb(ctx context.Context, path string, fn func(*manifest.MbdbRecord) error) error {
+// scanMbdbFile streams the records of a Manifest.mbdb file, checking the
+// context every few thousand records.
+func scanMbdbFile(ctx context.Context, path string, fn func(*manifest.MbdbRecord) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

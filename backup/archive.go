@@ -15,11 +15,13 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // The archive formats.
@@ -32,9 +34,134 @@ const (
 type ArchiveOptions struct {
 	Format string // FormatTarZst (default) or FormatTarGz
 	Now    time.Time
+	// Progress, when set, is told how the work goes: while the backup is
+	// written into the archive, then while the archive is read back.
+	Progress func(ArchiveProgress)
+	// FileDelay is a pause after each file written into the archive.
+	// Test-only (crash tests set it through MBAUDIT_TEST_STEP_DELAY to kill
+	// the process while an archive is written).
+	FileDelay time.Duration
 	// wrap stands in for the archive file's writer in tests (a disk that
 	// fills up after N bytes).
 	wrap func(io.Writer) io.Writer
+}
+
+// The steps of Archive that ArchiveProgress names.
+const (
+	StepWriting     = "writing"
+	StepReadingBack = "reading back"
+)
+
+// ArchiveProgress is how far Archive got in one step: files and bytes of
+// file content done, against the backup's totals (Usage.Files and
+// Usage.ApparentBytes; 0 when unknown).
+type ArchiveProgress struct {
+	Step       string // StepWriting or StepReadingBack
+	Files      int64
+	TotalFiles int64
+	Bytes      int64
+	TotalBytes int64
+}
+
+// archiveTempPattern names the temporary archive: it carries the writer's
+// pid and host, so that a later run can tell a leftover of a dead writer
+// (removed by CleanArchiveTemps) from an archive being written now.
+func archiveTempPattern() string {
+	return fmt.Sprintf("%sarchive-%d@%s-*.tmp", TrashPrefix, os.Getpid(), tempHost())
+}
+
+// tempHost is this host's name, made safe for a file name.
+func tempHost() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "unknown"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, h)
+}
+
+// parseArchiveTemp reads the writer's pid and host from a temporary
+// archive's name (or its sidecar's, name + ".json"). ok is false for a name
+// that is not a temporary archive; pid is 0 when the name carries none (made
+// by an older mbaudit).
+func parseArchiveTemp(name string) (pid int, host string, ok bool) {
+	rest, found := strings.CutPrefix(name, TrashPrefix+"archive-")
+	if !found {
+		return 0, "", false
+	}
+	rest = strings.TrimSuffix(rest, ".json")
+	rest, found = strings.CutSuffix(rest, ".tmp")
+	if !found {
+		return 0, "", false
+	}
+	at := strings.IndexByte(rest, '@')
+	dash := strings.LastIndexByte(rest, '-')
+	if at <= 0 || dash < at {
+		return 0, "", true
+	}
+	n, err := strconv.Atoi(rest[:at])
+	if err != nil || n <= 0 {
+		return 0, "", true
+	}
+	return n, rest[at+1 : dash], true
+}
+
+// LeftTemp is a temporary archive file CleanArchiveTemps found and left
+// alone because it cannot tell whether its writer still runs.
+type LeftTemp struct {
+	Path string
+	PID  int    // 0: the name carries no pid
+	Host string // the writer's host, when the name carries one
+}
+
+// CleanArchiveTemps removes from dir the temporary archives (and their
+// sidecars) whose writer is dead: a run killed while it wrote them (say by
+// SIGKILL) leaves them behind. A file whose writer runs on this host now is
+// left alone silently; one whose name carries no pid or another host is left
+// alone and returned in left. removed holds the paths removed.
+func CleanArchiveTemps(dir string) (removed []string, left []LeftTemp, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	host := tempHost()
+	for _, e := range entries {
+		pid, h, ok := parseArchiveTemp(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if pid == 0 || h != host {
+			left = append(left, LeftTemp{Path: p, PID: pid, Host: h})
+			continue
+		}
+		if processAlive(pid) {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, left, fmt.Errorf("removing %s: %w", p, err)
+		}
+		removed = append(removed, p)
+	}
+	if len(removed) > 0 {
+		syncDir(dir)
+	}
+	return removed, left, nil
+}
+
+// processAlive says whether a process with this pid runs on this host (one
+// of another user counts).
+func processAlive(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }
 
 // Sidecar is the small JSON file written beside an archive.
@@ -62,7 +189,8 @@ type entrySum struct {
 
 // Archive writes the backup as DIR/<id>.tar.zst (or .tar.gz) holding one
 // top-level folder <id>/, with the sidecar <archive>.json beside it. The
-// archive is written under a temporary name, synced, read back and compared
+// archive is written under a temporary name (carrying the writer's pid and
+// host, see CleanArchiveTemps), synced, read back and compared
 // entry by entry (names, sizes, SHA-256) with what was read from the source,
 // and only then renamed into place. On any failure the temporary files are
 // removed; the source is only ever read.
@@ -85,7 +213,7 @@ func Archive(ctx context.Context, b *Backup, dir string, opt ArchiveOptions) (*S
 	if _, err := os.Lstat(final + ".json"); err == nil {
 		return nil, "", fmt.Errorf("%s.json already exists", final)
 	}
-	tmp, err := os.CreateTemp(dir, TrashPrefix+"archive-*.tmp")
+	tmp, err := os.CreateTemp(dir, archiveTempPattern())
 	if err != nil {
 		return nil, "", fmt.Errorf("creating the archive in %s: %w", dir, err)
 	}
@@ -114,7 +242,7 @@ func Archive(ctx context.Context, b *Backup, dir string, opt ArchiveOptions) (*S
 		return nil, "", fmt.Errorf("writing %s: %w", final, err)
 	}
 	// Read back what is on disk now, not what we meant to write.
-	got, hash, size, err := readArchive(ctx, tmp.Name(), opt.Format, b.ID, nil)
+	got, hash, size, err := readArchive(ctx, tmp.Name(), opt.Format, b.ID, nil, readProgress(b, opt))
 	if err != nil {
 		return nil, "", fmt.Errorf("reading back %s: %w", final, err)
 	}
@@ -146,11 +274,11 @@ func resumeArchive(ctx context.Context, b *Backup, final string, opt ArchiveOpti
 		u := lb.UTC()
 		side.LastBackup = &u
 	}
-	want, err := writeArchive(ctx, b, io.Discard, ArchiveOptions{Format: opt.Format}, side)
+	want, err := writeArchive(ctx, b, io.Discard, ArchiveOptions{Format: opt.Format, Progress: opt.Progress}, side)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading %s: %w", b.Path, err)
 	}
-	got, hash, size, err := readArchive(ctx, final, opt.Format, b.ID, nil)
+	got, hash, size, err := readArchive(ctx, final, opt.Format, b.ID, nil, readProgress(b, opt))
 	if err != nil {
 		return nil, "", fmt.Errorf("%s already exists and cannot be read: %w", final, err)
 	}
@@ -219,6 +347,7 @@ func writeArchive(ctx context.Context, b *Backup, w io.Writer, opt ArchiveOption
 	}
 	tw := tar.NewWriter(comp)
 	sums := map[string]entrySum{}
+	prog := stepProgress(b, opt.Progress, StepWriting)
 	err := filepath.WalkDir(b.Path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -257,7 +386,7 @@ func writeArchive(ctx context.Context, b *Backup, w io.Writer, opt ArchiveOption
 				return err
 			}
 			h := sha256.New()
-			n, err := io.Copy(tw, io.TeeReader(src, h))
+			n, err := io.Copy(tw, io.TeeReader(src, progressWriter{h, prog}))
 			src.Close()
 			if err != nil {
 				return err
@@ -269,6 +398,14 @@ func writeArchive(ctx context.Context, b *Backup, w io.Writer, opt ArchiveOption
 			copy(e.sum[:], h.Sum(nil))
 			side.Files++
 			side.SourceBytes += n
+			prog.file()
+			if opt.FileDelay > 0 {
+				select {
+				case <-time.After(opt.FileDelay):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 		}
 		sums[hdr.Name] = e
 		return nil
@@ -288,7 +425,8 @@ func writeArchive(ctx context.Context, b *Backup, w io.Writer, opt ArchiveOption
 // readArchive reads an archive to its end and returns each entry's sum, the
 // archive file's SHA-256 and length. Every entry must lie inside <id>/.
 // With extract set, it is called for each entry with its reader.
-func readArchive(ctx context.Context, p, format, id string, extract func(*tar.Header, io.Reader) error) (map[string]entrySum, string, int64, error) {
+// prog, when not nil, is told of each file's bytes as they are read.
+func readArchive(ctx context.Context, p, format, id string, extract func(*tar.Header, io.Reader) error, prog *progressCounter) (map[string]entrySum, string, int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, "", 0, err
@@ -332,7 +470,7 @@ func readArchive(ctx context.Context, p, format, id string, extract func(*tar.He
 		e := entrySum{kind: hdr.Typeflag, target: hdr.Linkname}
 		if hdr.Typeflag == tar.TypeReg {
 			h := sha256.New()
-			var body io.Reader = io.TeeReader(tr, h)
+			var body io.Reader = io.TeeReader(tr, progressWriter{h, prog})
 			if extract != nil {
 				if err := extract(hdr, body); err != nil {
 					return nil, "", 0, err
@@ -345,6 +483,7 @@ func readArchive(ctx context.Context, p, format, id string, extract func(*tar.He
 			_ = n
 			e.size = hdr.Size
 			copy(e.sum[:], h.Sum(nil))
+			prog.file()
 		} else if extract != nil {
 			if err := extract(hdr, nil); err != nil {
 				return nil, "", 0, err
@@ -357,6 +496,54 @@ func readArchive(ctx context.Context, p, format, id string, extract func(*tar.He
 		return nil, "", 0, err
 	}
 	return sums, hex.EncodeToString(fh.Sum(nil)), counted.n, nil
+}
+
+// progressCounter adds up one step's files and bytes and passes them on.
+// A nil *progressCounter does nothing.
+type progressCounter struct {
+	fn func(ArchiveProgress)
+	p  ArchiveProgress
+}
+
+func stepProgress(b *Backup, fn func(ArchiveProgress), step string) *progressCounter {
+	if fn == nil {
+		return nil
+	}
+	c := &progressCounter{fn: fn, p: ArchiveProgress{Step: step, TotalFiles: b.Usage.Files, TotalBytes: b.Usage.ApparentBytes}}
+	fn(c.p)
+	return c
+}
+
+func readProgress(b *Backup, opt ArchiveOptions) *progressCounter {
+	return stepProgress(b, opt.Progress, StepReadingBack)
+}
+
+func (c *progressCounter) add(n int) {
+	if c == nil || n == 0 {
+		return
+	}
+	c.p.Bytes += int64(n)
+	c.fn(c.p)
+}
+
+func (c *progressCounter) file() {
+	if c == nil {
+		return
+	}
+	c.p.Files++
+	c.fn(c.p)
+}
+
+// progressWriter is a writer that also counts what goes through it.
+type progressWriter struct {
+	w io.Writer
+	c *progressCounter
+}
+
+func (w progressWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.c.add(n)
+	return n, err
 }
 
 type countWriter struct {
@@ -502,7 +689,7 @@ func Unarchive(ctx context.Context, archive, root string) (string, error) {
 		}
 		return nil
 	}
-	sums, hash, _, err := readArchive(ctx, archive, format, id, extract)
+	sums, hash, _, err := readArchive(ctx, archive, format, id, extract, nil)
 	if err != nil {
 		return "", fmt.Errorf("extracting %s: %w", archive, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,3 +257,105 @@ func TestArchiveResume(t *testing.T) {
 		t.Errorf("different backup over an existing archive: %v", err)
 	}
 }
+
+// Archive tells its progress: writing, then reading back, each ending at
+// the backup's totals.
+func TestArchiveProgress(t *testing.T) {
+	root := t.TempDir()
+	src := backuptest.MustWrite(t, root, backuptest.Seed(4), backuptest.Files(30))
+	b := listOne(t, src.Path)
+	last := map[string]ArchiveProgress{}
+	var steps []string
+	opt := ArchiveOptions{Now: archiveNow, Progress: func(p ArchiveProgress) {
+		if len(steps) == 0 || steps[len(steps)-1] != p.Step {
+			steps = append(steps, p.Step)
+		}
+		if prev := last[p.Step]; p.Bytes < prev.Bytes || p.Files < prev.Files {
+			t.Errorf("%s went back: %+v after %+v", p.Step, p, prev)
+		}
+		last[p.Step] = p
+	}}
+	if _, _, err := Archive(context.Background(), b, t.TempDir(), opt); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(steps, ",") != StepWriting+","+StepReadingBack {
+		t.Errorf("steps %q", steps)
+	}
+	for _, s := range []string{StepWriting, StepReadingBack} {
+		p := last[s]
+		if p.Files != b.Usage.Files || p.TotalFiles != b.Usage.Files || p.Bytes != b.Usage.ApparentBytes || p.TotalBytes != b.Usage.ApparentBytes || p.Files == 0 {
+			t.Errorf("%s ended at %+v; usage %+v", s, p, b.Usage)
+		}
+	}
+}
+
+// The temporary archive's name carries the writer's pid and host.
+func TestArchiveTempName(t *testing.T) {
+	name := filepath.Base(strings.Replace(archiveTempPattern(), "*", "123456", 1))
+	pid, host, ok := parseArchiveTemp(name)
+	if !ok || pid != os.Getpid() || host != tempHost() {
+		t.Errorf("%s: pid %d host %q ok %v", name, pid, host, ok)
+	}
+	for _, tt := range []struct {
+		name string
+		pid  int
+		host string
+		ok   bool
+	}{
+		{".mbaudit-archive-42@my-mac.local-99.tmp", 42, "my-mac.local", true},
+		{".mbaudit-archive-42@my-mac.local-99.tmp.json", 42, "my-mac.local", true},
+		{".mbaudit-archive-123456.tmp", 0, "", true},
+		{".mbaudit-archive-x@h-1.tmp", 0, "", true},
+		{".mbaudit-sidecar-abc.tmp", 0, "", false},
+		{"abc.tar.zst", 0, "", false},
+	} {
+		pid, host, ok := parseArchiveTemp(tt.name)
+		if pid != tt.pid || host != tt.host || ok != tt.ok {
+			t.Errorf("%s: pid %d host %q ok %v", tt.name, pid, host, ok)
+		}
+	}
+}
+
+// CleanArchiveTemps removes the leftovers of dead writers on this host and
+// leaves the rest.
+func TestCleanArchiveTemps(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true(1)")
+	}
+	deadPID := dead.ProcessState.Pid()
+	host := tempHost()
+	files := map[string]bool{ // name: removed
+		".mbaudit-archive-" + itoa(deadPID) + "@" + host + "-1.tmp":      true,
+		".mbaudit-archive-" + itoa(deadPID) + "@" + host + "-1.tmp.json": true,
+		".mbaudit-archive-" + itoa(os.Getpid()) + "@" + host + "-2.tmp":  false, // alive
+		".mbaudit-archive-" + itoa(deadPID) + "@other-host-3.tmp":        false, // another host
+		".mbaudit-archive-4.tmp": false, // no pid
+		"abc.tar.zst":            false,
+	}
+	for n := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, left, err := CleanArchiveTemps(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{}
+	for _, r := range removed {
+		gone[filepath.Base(r)] = true
+	}
+	for n, want := range files {
+		_, err := os.Stat(filepath.Join(dir, n))
+		if want != gone[n] || want != errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: removed %v (reported %v), want %v", n, errors.Is(err, os.ErrNotExist), gone[n], want)
+		}
+	}
+	if len(left) != 2 {
+		t.Errorf("left %+v, want the other host's and the one without a pid", left)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

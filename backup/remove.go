@@ -163,6 +163,9 @@ type ApplyOptions struct {
 	Archive func(ctx context.Context, b *Backup) (string, error)
 	// KeepSource leaves archived backups in place (archive without --remove).
 	KeepSource bool
+	// RemoveProgress, when set, is called as each backup's removal starts
+	// and returns what is told the number of files deleted so far (or nil).
+	RemoveProgress func(b *Backup) func(files int64)
 	// StepDelay is a pause after each step. Test-only (crash tests set it
 	// through MBAUDIT_TEST_STEP_DELAY to kill the process between steps).
 	StepDelay time.Duration
@@ -246,7 +249,11 @@ func Apply(ctx context.Context, p *Plan, opt ApplyOptions) error {
 			}
 		}
 		logf("removing %s (%s)", b.Path, strings.Join(row.Reasons, ", "))
-		if err := removeBackup(ctx, row.Root, b, pause); err != nil {
+		var progress func(int64)
+		if opt.RemoveProgress != nil {
+			progress = opt.RemoveProgress(b)
+		}
+		if err := removeBackup(ctx, row.Root, b, pause, progress); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -280,8 +287,9 @@ func changed(was, now *Backup) string {
 
 // removeBackup renames the backup into the root's holding folder, then
 // deletes it there. If the process dies after the rename, the next run's
-// FinishTrash completes the deletion.
-func removeBackup(ctx context.Context, root string, b *Backup, pause func() error) error {
+// FinishTrash completes the deletion. progress, when not nil, is told the
+// number of files deleted so far.
+func removeBackup(ctx context.Context, root string, b *Backup, pause func() error, progress func(int64)) error {
 	if b.Symlink {
 		return errors.New("a symbolic link: never followed for removal")
 	}
@@ -313,10 +321,11 @@ func removeBackup(ctx context.Context, root string, b *Backup, pause func() erro
 	}
 	// Delete in two halves with a step between them, so that an
 	// interruption can land in the middle of a deletion (crash tests).
+	var files int64
 	entries, err := os.ReadDir(dst)
 	if err == nil {
 		for i, e := range entries {
-			if err := os.RemoveAll(filepath.Join(dst, e.Name())); err != nil {
+			if err := removeCounting(filepath.Join(dst, e.Name()), e.IsDir(), &files, progress); err != nil {
 				return fmt.Errorf("moved to %s but not deleted: %w", dst, err)
 			}
 			if i == len(entries)/2 {
@@ -330,6 +339,32 @@ func removeBackup(ctx context.Context, root string, b *Backup, pause func() erro
 		return fmt.Errorf("moved to %s but not deleted: %w", dst, err)
 	}
 	os.Remove(trash) // only when empty
+	return nil
+}
+
+// removeCounting deletes p (a folder with all it holds when isDir) and
+// tells progress of each file deleted. A folder it cannot list is left to
+// os.RemoveAll.
+func removeCounting(p string, isDir bool, n *int64, progress func(int64)) error {
+	if isDir {
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return os.RemoveAll(p)
+		}
+		for _, e := range entries {
+			if err := removeCounting(filepath.Join(p, e.Name()), e.IsDir(), n, progress); err != nil {
+				return err
+			}
+		}
+		return os.RemoveAll(p)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	*n++
+	if progress != nil {
+		progress(*n)
+	}
 	return nil
 }
 

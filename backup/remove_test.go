@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,12 +109,33 @@ func TestApplyRemoves(t *testing.T) {
 		}
 		return bs[0], nil
 	}
-	err := backup.Apply(context.Background(), p, backup.ApplyOptions{Recheck: recheck, Log: func(s string) { log = append(log, s) }})
+	var files int64
+	filepath.WalkDir(gone.Path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	var told []string
+	var removed int64
+	progress := func(b *backup.Backup) func(int64) {
+		told = append(told, b.ID)
+		return func(n int64) {
+			if n != removed+1 {
+				t.Errorf("progress %d after %d", n, removed)
+			}
+			removed = n
+		}
+	}
+	err := backup.Apply(context.Background(), p, backup.ApplyOptions{Recheck: recheck, Log: func(s string) { log = append(log, s) }, RemoveProgress: progress})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !p.Acting()[0].Done {
 		t.Fatalf("not done: %v", p.Acting()[0].Err)
+	}
+	if len(told) != 1 || told[0] != filepath.Base(gone.Path) || removed != files || files == 0 {
+		t.Errorf("progress told of %q, %d files removed of %d", told, removed, files)
 	}
 	if _, err := os.Stat(gone.Path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still there", gone.Path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -120,10 +121,58 @@ func runUnarchive(ctx context.Context, o *unarchiveOptions, args []string, env E
 	return nil
 }
 
-// archiver returns Apply's archive step for a target folder.
-func archiver(dir, format string, env Env) func(context.Context, *backup.Backup) (string, error) {
+// archiver returns Apply's archive step for a target folder; p (which may
+// be nil) shows how far it got.
+// delay is the test-only pause after each file (MBAUDIT_TEST_STEP_DELAY).
+func archiver(dir, format string, env Env, p *progress, delay time.Duration) func(context.Context, *backup.Backup) (string, error) {
 	return func(ctx context.Context, b *backup.Backup) (string, error) {
-		_, dst, err := backup.Archive(ctx, b, dir, backup.ArchiveOptions{Format: format, Now: env.Now()})
+		opt := backup.ArchiveOptions{Format: format, Now: env.Now(), FileDelay: delay}
+		if p != nil {
+			name := b.DeviceName()
+			if name == "" {
+				name = b.ID
+			}
+			step := ""
+			opt.Progress = func(a backup.ArchiveProgress) {
+				if a.Step != step {
+					step = a.Step
+					if step == backup.StepReadingBack {
+						p.phase("checking the archive of " + name)
+					} else {
+						p.phase("archiving " + name)
+					}
+				}
+				if a.TotalFiles == 0 {
+					p.files(a.Files)
+				} else {
+					p.bytes(a.Files, a.TotalFiles, a.Bytes, a.TotalBytes)
+				}
+			}
+		}
+		_, dst, err := backup.Archive(ctx, b, dir, opt)
+		p.done()
 		return dst, err
 	}
+}
+
+// cleanArchiveTemps removes the temporary archives that runs killed while
+// writing left in dir, and warns of those it cannot tell about.
+func cleanArchiveTemps(dir string, env Env, p *progress) error {
+	removed, left, err := backup.CleanArchiveTemps(dir)
+	p.done()
+	for _, r := range removed {
+		fmt.Fprintf(env.Stderr, "mbaudit: warning: removed a partial archive left by an interrupted run: %s\n", r)
+	}
+	for _, l := range left {
+		who := "a writer it does not name"
+		if l.PID != 0 {
+			who = fmt.Sprintf("pid %d on %s", l.PID, l.Host)
+		}
+		fmt.Fprintf(env.Stderr, "mbaudit: warning: left %s alone: it may be a partial archive of an interrupted run, "+
+			"or one being written (%s); remove it once no mbaudit writes into %s\n", l.Path, who, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("cleaning up %s: %w", dir, err)
+	}
+	return nil
 }

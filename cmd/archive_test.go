@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,6 +130,12 @@ func TestArchiveCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes")
 	}
+	midWrite := 0 // kills that left a temporary archive
+	defer func() {
+		if midWrite == 0 && !t.Failed() {
+			t.Errorf("no kill landed while an archive was written")
+		}
+	}()
 	for _, after := range []time.Duration{0, 100, 200, 300, 450, 600, 800, 1100, 1500} {
 		after := after * time.Millisecond
 		t.Run(after.String(), func(t *testing.T) {
@@ -175,9 +182,22 @@ func TestArchiveCrash(t *testing.T) {
 			left, _ := os.ReadDir(filepath.Join(root, backup.TrashName))
 			t.Logf("killed after %v: %d entries in the root, %d in the holding folder", after, len(entries), len(left))
 
+			tmps := archiveTemps(t, out)
+			t.Logf("temporary archives left: %q", tmps)
+			if len(tmps) > 0 {
+				midWrite++
+			}
 			code, _, stderr := run(t, testEnv(t), "prune", "--yes", "--incomplete", "--archive-to", out, root)
 			if code != 0 {
 				t.Fatalf("next run: exit %d: %s", code, stderr)
+			}
+			if left := archiveTemps(t, out); len(left) > 0 {
+				t.Errorf("after the next run %s still holds %q", out, left)
+			}
+			for _, n := range tmps {
+				if !strings.Contains(stderr, "mbaudit: warning: removed a partial archive left by an interrupted run: "+filepath.Join(out, n)+"\n") {
+					t.Errorf("next run did not say it removed %s:\n%s", n, stderr)
+				}
 			}
 			entries, _ = os.ReadDir(root)
 			if len(entries) != 1 {
@@ -186,6 +206,97 @@ func TestArchiveCrash(t *testing.T) {
 			for _, g := range gone {
 				if _, err := os.Stat(filepath.Join(out, filepath.Base(g)+".tar.zst.json")); err != nil {
 					t.Errorf("%s not archived after the next run", filepath.Base(g))
+				}
+			}
+		})
+	}
+}
+
+// archiveTemps lists the temporary files in an archive folder.
+func archiveTemps(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), backup.TrashPrefix) || strings.Contains(e.Name(), ".tmp") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// A temporary archive left by a dead writer on this host is removed and
+// named on stderr; one without a pid is left alone with a warning.
+func TestArchiveRemovesDeadTemps(t *testing.T) {
+	root := t.TempDir()
+	b := backuptest.MustWrite(t, root, backuptest.Seed(1), backuptest.Files(5))
+	out := t.TempDir()
+	dead := exec.Command(os.Args[0], "-test.run=^$")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	// The name of a writer that died on this host (hosts with odd
+	// characters in their name are not tried).
+	deadName := fmt.Sprintf("%sarchive-%d@%s-77.tmp", backup.TrashPrefix, dead.ProcessState.Pid(), host)
+	oldName := backup.TrashPrefix + "archive-12345.tmp"
+	for _, n := range []string{deadName, oldName} {
+		if err := os.WriteFile(filepath.Join(out, n), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := run(t, testEnv(t), "archive", "--to", out, b.Path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "mbaudit: warning: removed a partial archive left by an interrupted run: "+filepath.Join(out, deadName)+"\n") {
+		t.Errorf("no word of the removal:\n%s", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, deadName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left", deadName)
+	}
+	if _, err := os.Stat(filepath.Join(out, oldName)); err != nil {
+		t.Errorf("%s (no pid) removed", oldName)
+	}
+	if !strings.Contains(stderr, "mbaudit: warning: left "+filepath.Join(out, oldName)+" alone") {
+		t.Errorf("no warning about %s:\n%s", oldName, stderr)
+	}
+}
+
+// On a terminal archive and removal show a progress line on stderr; in a
+// pipe, none.
+func TestArchiveProgressLine(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("terminal=%v", tty), func(t *testing.T) {
+			_, _, gone := pruneRoot(t, 1)
+			env := testEnv(t)
+			env.IsTerminal = func(any) bool { return tty }
+			// A clock that moves, so that the line is not held back.
+			now := fixedNow
+			env.Now = func() time.Time { now = now.Add(300 * time.Millisecond); return now }
+			code, _, stderr := run(t, env, "archive", "--to", t.TempDir(), "--remove", "--yes", gone[0])
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			id := filepath.Base(gone[0])
+			archiving := strings.Contains(stderr, "\r\x1b[Karchiving ")
+			removing := strings.Contains(stderr, "\r\x1b[Kremoving "+id+": ")
+			if tty != archiving || tty != removing {
+				t.Errorf("archiving line %v, removing line %v, want %v:\n%q", archiving, removing, tty, stderr)
+			}
+			if tty {
+				// Each line of its own starts after the progress line was cleared.
+				for _, line := range strings.SplitAfter(stderr, "\n") {
+					if strings.HasPrefix(line, "mbaudit: ") {
+						continue
+					}
+					i := strings.LastIndex(line, "\r\x1b[K")
+					if i >= 0 && strings.HasSuffix(line, "\n") && !strings.HasPrefix(line[i+len("\r\x1b[K"):], "mbaudit: ") {
+						t.Errorf("a line printed over the progress line: %q", line)
+					}
 				}
 			}
 		})

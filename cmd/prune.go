@@ -159,13 +159,14 @@ func runPlan(ctx context.Context, o *pruneOptions, paths []string, env Env, rule
 		defer f.Close()
 		logw = f
 	}
+	p := newProgress(env, o.quiet)
 	logf := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
+		p.done()
 		fmt.Fprintf(env.Stderr, "mbaudit: %s\n", msg)
 		fmt.Fprintf(logw, "%s %s\n", time.Now().UTC().Format(time.RFC3339), msg)
 	}
 
-	p := newProgress(env, o.quiet)
 	res, err := scan(ctx, paths, &o.common, env, p, true)
 	if err != nil {
 		return err
@@ -235,11 +236,18 @@ func runPlan(ctx context.Context, o *pruneOptions, paths []string, env Env, rule
 			}
 			return bs[0], nil
 		}
+		if rules.Archive && len(acting) > 0 {
+			if err := cleanArchiveTemps(o.archiveTo, env, p); err != nil {
+				return err
+			}
+		}
 		err = backup.Apply(ctx, plan, backup.ApplyOptions{
 			Recheck: recheck, BackupProgram: running, StepDelay: delay, KeepSource: o.keepSource,
-			Archive: archiver(o.archiveTo, o.archiveFormat, env),
-			Log:     func(msg string) { logf("%s", msg) },
+			Archive:        archiver(o.archiveTo, o.archiveFormat, env, p, delay),
+			RemoveProgress: removeProgress(p),
+			Log:            func(msg string) { logf("%s", msg) },
 		})
+		p.done()
 		if err != nil {
 			return err
 		}
@@ -332,4 +340,16 @@ func lockRoots(ctx context.Context, plan *backup.Plan, env Env, logf func(string
 		}
 	}
 	return unlock, nil
+}
+
+// removeProgress returns Apply's RemoveProgress for p: "removing <id>: N
+// files". nil when p is.
+func removeProgress(p *progress) func(*backup.Backup) func(int64) {
+	if p == nil {
+		return nil
+	}
+	return func(b *backup.Backup) func(int64) {
+		p.phase("removing " + b.ID)
+		return p.files
+	}
 }

@@ -37,7 +37,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 			root := t.TempDir()
 			src := backuptest.MustWrite(t, root, backuptest.Seed(3), backuptest.Files(40))
 			b := listOne(t, src.Path)
-			before := treeHash(t, src.Path)
+			before := backuptest.HashTree(t, src.Path)
 			out := t.TempDir()
 			side, dst, err := Archive(context.Background(), b, out, ArchiveOptions{Format: format, Now: archiveNow})
 			if err != nil {
@@ -49,7 +49,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 			if _, err := os.Stat(dst + ".json"); err != nil {
 				t.Errorf("no sidecar: %v", err)
 			}
-			if treeHash(t, src.Path) != before {
+			if backuptest.HashTree(t, src.Path) != before {
 				t.Errorf("archiving changed the source")
 			}
 			entries, _ := os.ReadDir(out)
@@ -62,7 +62,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 					x := t.TempDir()
 					if o, err := exec.Command("tar", "-I", "zstd", "-xf", dst, "-C", x).CombinedOutput(); err != nil {
 						t.Errorf("tar -I zstd: %v %s", err, o)
-					} else if treeHash(t, filepath.Join(x, b.ID)) != before {
+					} else if backuptest.HashTree(t, filepath.Join(x, b.ID)) != before {
 						t.Errorf("tar extracts something else")
 					}
 				}
@@ -72,7 +72,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if treeHash(t, got) != before {
+			if backuptest.HashTree(t, got) != before {
 				t.Errorf("restored tree differs from the source")
 			}
 			r := listOne(t, got)
@@ -114,7 +114,7 @@ func TestArchiveDiskFull(t *testing.T) {
 	root := t.TempDir()
 	src := backuptest.MustWrite(t, root, backuptest.Seed(4), backuptest.Files(40))
 	b := listOne(t, src.Path)
-	before := treeHash(t, src.Path)
+	before := backuptest.HashTree(t, src.Path)
 	for _, n := range []int{0, 100, 5000} {
 		out := t.TempDir()
 		opt := ArchiveOptions{Now: archiveNow, wrap: func(w io.Writer) io.Writer { return &enospcWriter{w: w, n: n} }}
@@ -126,7 +126,7 @@ func TestArchiveDiskFull(t *testing.T) {
 			t.Errorf("after %d bytes: %d files left in the archive folder", n, len(entries))
 		}
 	}
-	if treeHash(t, src.Path) != before {
+	if backuptest.HashTree(t, src.Path) != before {
 		t.Errorf("source changed")
 	}
 }
@@ -154,7 +154,7 @@ func TestArchiveTmpfsFull(t *testing.T) {
 	root := t.TempDir()
 	src := backuptest.MustWrite(t, root, backuptest.Seed(5), backuptest.Files(60), backuptest.FileSizes(4000, 8000))
 	b := listOne(t, src.Path)
-	before := treeHash(t, src.Path)
+	before := backuptest.HashTree(t, src.Path)
 	small := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small).CombinedOutput(); err != nil {
 		t.Fatalf("mount: %v %s", err, out)
@@ -167,7 +167,7 @@ func TestArchiveTmpfsFull(t *testing.T) {
 	if entries, _ := os.ReadDir(small); len(entries) != 0 {
 		t.Errorf("%d files left on the full tmpfs", len(entries))
 	}
-	if treeHash(t, src.Path) != before {
+	if backuptest.HashTree(t, src.Path) != before {
 		t.Errorf("source changed")
 	}
 }

@@ -2,14 +2,13 @@ package backup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mbaudit/mbaudit/backup/backuptest"
 )
 
 // realFixture returns the real backup shared beside the checkout, or skips.
@@ -25,42 +24,9 @@ func realFixture(t *testing.T) string {
 	return p
 }
 
-// treeHash hashes every name, mode, length, modification time and byte
-// under dir, so that any write inside it shows.
-func treeHash(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		io.WriteString(h, rel+"\x00"+fi.Mode().String()+"\x00"+fi.ModTime().UTC().Format(time.RFC3339Nano)+"\x00")
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if _, err := io.Copy(h, f); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 func TestRealBackupList(t *testing.T) {
 	dir := realFixture(t)
-	before := treeHash(t, dir)
+	before := backuptest.HashTree(t, dir)
 	bs, err := List(context.Background(), []Candidate{{Path: dir, Root: dir}}, Options{Now: time.Now(), BusyWindow: DefaultBusyWindow}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,14 +46,14 @@ func TestRealBackupList(t *testing.T) {
 	if b.Usage.Files != 13 {
 		t.Errorf("file count = %d, want 13", b.Usage.Files)
 	}
-	if after := treeHash(t, dir); after != before {
+	if after := backuptest.HashTree(t, dir); after != before {
 		t.Error("list changed the backup folder")
 	}
 }
 
 func TestRealBackupVerify(t *testing.T) {
 	dir := realFixture(t)
-	before := treeHash(t, dir)
+	before := backuptest.HashTree(t, dir)
 	for _, deep := range []bool{false, true} {
 		b := Inspect(Candidate{Path: dir, Root: dir})
 		b.Judge(time.Now(), DefaultBusyWindow)
@@ -121,7 +87,7 @@ func TestRealBackupVerify(t *testing.T) {
 			t.Errorf("state %s", b.State)
 		}
 	}
-	if after := treeHash(t, dir); after != before {
+	if after := backuptest.HashTree(t, dir); after != before {
 		t.Error("verify changed the backup folder")
 	}
 }
@@ -149,7 +115,7 @@ func TestRealBackupWritableCopyUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := treeHash(t, dir)
+	before := backuptest.HashTree(t, dir)
 	opt := Options{Now: time.Now(), BusyWindow: DefaultBusyWindow}
 	bs, err := List(context.Background(), []Candidate{{Path: dir, Root: dir}}, opt, nil)
 	if err != nil {
@@ -158,7 +124,7 @@ func TestRealBackupWritableCopyUnchanged(t *testing.T) {
 	if _, err := Verify(context.Background(), bs[0], VerifyOptions{Options: opt, Deep: true}); err != nil {
 		t.Fatal(err)
 	}
-	if after := treeHash(t, dir); after != before {
+	if after := backuptest.HashTree(t, dir); after != before {
 		t.Error("list or verify wrote inside the backup folder")
 	}
 	for _, name := range []string{"Manifest.db-wal", "Manifest.db-shm"} {

@@ -281,7 +281,7 @@ func TestWouldFreeHardLinks(t *testing.T) {
 // in, and its sizes are the index's sums. Nothing is written beside it.
 func TestBreakdownReal(t *testing.T) {
 	path := realBackup(t)
-	before := backup.HashTree(t, path)
+	before := backuptest.HashTree(t, path)
 	b := inspect(t, path)
 	s := breakdown(t, b, backup.ByApp, 3)
 	apps := []string{"net.whatsapp.WhatsApp", "com.google.chrome.ios", "org.mozilla.ios.Firefox", "ph.telegra.Telegraph", "com.google.Gmail"}
@@ -342,7 +342,7 @@ func TestBreakdownReal(t *testing.T) {
 	if s.Files != 1089 {
 		t.Errorf("%d files, want 1089", s.Files)
 	}
-	if after := backup.HashTree(t, path); after != before {
+	if after := backuptest.HashTree(t, path); after != before {
 		t.Error("the backup changed")
 	}
 }

@@ -250,9 +250,9 @@ func TestUnreadable(t *testing.T) {
 func TestVerifyWritesNothing(t *testing.T) {
 	for _, o := range [][]backuptest.Option{nil, {backuptest.LeftoverWAL()}, {backuptest.Legacy()}, {backuptest.Encrypted()}} {
 		b := backuptest.MustWrite(t, t.TempDir(), append([]backuptest.Option{backuptest.Files(30)}, o...)...)
-		before := backup.HashTree(t, b.Path)
+		before := backuptest.HashTree(t, b.Path)
 		audit(t, b, true)
-		if after := backup.HashTree(t, b.Path); after != before {
+		if after := backuptest.HashTree(t, b.Path); after != before {
 			t.Errorf("%v: the backup changed", o)
 		}
 	}

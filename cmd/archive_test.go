@@ -52,7 +52,7 @@ func TestArchiveExitStatus(t *testing.T) {
 func TestArchiveRoundTripCLI(t *testing.T) {
 	root, keep, gone := pruneRoot(t, 1)
 	_ = keep
-	want := hashTree(t, gone[0])
+	want := backuptest.HashTree(t, gone[0])
 	out := t.TempDir()
 	code, stdout, stderr := run(t, testEnv(t), "archive", "--to", out, "--remove", "--yes", "--format", "json", gone[0])
 	if code != 0 {
@@ -78,7 +78,7 @@ func TestArchiveRoundTripCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("unarchive: exit %d: %s", code, stderr)
 	}
-	if hashTree(t, gone[0]) != want {
+	if backuptest.HashTree(t, gone[0]) != want {
 		t.Errorf("restored backup differs")
 	}
 	// The incomplete backup is as incomplete as it was: verify says 1.
@@ -143,7 +143,7 @@ func TestArchiveCrash(t *testing.T) {
 			out := t.TempDir()
 			hashes := map[string]string{}
 			for _, p := range append([]string{keep}, gone...) {
-				hashes[filepath.Base(p)] = hashTree(t, p)
+				hashes[filepath.Base(p)] = backuptest.HashTree(t, p)
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestPruneHelperProcess$")
 			cmd.Env = append(os.Environ(),
@@ -159,7 +159,7 @@ func TestArchiveCrash(t *testing.T) {
 			for _, g := range gone {
 				id := filepath.Base(g)
 				if _, err := os.Stat(g); err == nil {
-					if hashTree(t, g) != hashes[id] {
+					if backuptest.HashTree(t, g) != hashes[id] {
 						t.Errorf("%s in place but changed", id)
 					}
 					continue
@@ -169,7 +169,7 @@ func TestArchiveCrash(t *testing.T) {
 				x := t.TempDir()
 				if _, err := backup.Unarchive(context.Background(), arch, x); err != nil {
 					t.Errorf("%s gone from the root but not fully archived: %v", id, err)
-				} else if hashTree(t, filepath.Join(x, id)) != hashes[id] {
+				} else if backuptest.HashTree(t, filepath.Join(x, id)) != hashes[id] {
 					t.Errorf("%s: archive differs from the backup", id)
 				}
 			}

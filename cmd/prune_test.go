@@ -2,12 +2,8 @@ package cmd
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,37 +15,6 @@ import (
 	"github.com/mbaudit/mbaudit/backup"
 	"github.com/mbaudit/mbaudit/backup/backuptest"
 )
-
-// hashTree hashes names, modes, modification times and contents under dir.
-func hashTree(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		io.WriteString(h, rel+"\x00"+fi.Mode().String()+"\x00"+fi.ModTime().UTC().Format(time.RFC3339Nano)+"\x00")
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(h, f)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 // pruneRoot writes a root with one healthy backup and n incomplete dated
 // copies (missing blobs, which mtimes cannot change) of the same device.
@@ -88,7 +53,7 @@ func TestPruneExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := hashTree(t, root)
+			before := backuptest.HashTree(t, root)
 			code, _, stderr := run(t, testEnv(t), tt.args...)
 			if code != tt.want {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.want, stderr)
@@ -96,7 +61,7 @@ func TestPruneExitStatus(t *testing.T) {
 			if code == 2 && !strings.HasPrefix(stderr, "mbaudit: error: ") {
 				t.Errorf("stderr %q does not say what went wrong", stderr)
 			}
-			if hashTree(t, root) != before {
+			if backuptest.HashTree(t, root) != before {
 				t.Errorf("the tree changed")
 			}
 		})
@@ -106,12 +71,12 @@ func TestPruneExitStatus(t *testing.T) {
 // --dry-run prints the plan and changes nothing, not even a lock file.
 func TestPruneDryRunChangesNothing(t *testing.T) {
 	root, keep, gone := pruneRoot(t, 2)
-	before := hashTree(t, root)
+	before := backuptest.HashTree(t, root)
 	code, out, stderr := run(t, testEnv(t), "prune", "--dry-run", "--format", "json", "--keep-last", "1", "--incomplete", root)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if after := hashTree(t, root); after != before {
+	if after := backuptest.HashTree(t, root); after != before {
 		t.Errorf("tree changed by --dry-run")
 	}
 	var doc struct {
@@ -137,7 +102,7 @@ func TestPruneDryRunChangesNothing(t *testing.T) {
 
 func TestPruneRemoves(t *testing.T) {
 	root, keep, gone := pruneRoot(t, 2)
-	keepHash := hashTree(t, keep)
+	keepHash := backuptest.HashTree(t, keep)
 	logFile := filepath.Join(t.TempDir(), "prune.log")
 	code, out, stderr := run(t, testEnv(t), "prune", "--yes", "--incomplete", "--log", logFile, root)
 	if code != 0 {
@@ -151,7 +116,7 @@ func TestPruneRemoves(t *testing.T) {
 			t.Errorf("stderr does not log the removal of %s:\n%s", g, stderr)
 		}
 	}
-	if hashTree(t, keep) != keepHash {
+	if backuptest.HashTree(t, keep) != keepHash {
 		t.Errorf("kept backup changed")
 	}
 	entries, _ := os.ReadDir(root)
@@ -256,7 +221,7 @@ func TestPruneCrash(t *testing.T) {
 			root, keep, gone := pruneRoot(t, 3)
 			hashes := map[string]string{}
 			for _, p := range append([]string{keep}, gone...) {
-				hashes[filepath.Base(p)] = hashTree(t, p)
+				hashes[filepath.Base(p)] = backuptest.HashTree(t, p)
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestPruneHelperProcess$")
 			cmd.Env = append(os.Environ(),
@@ -280,7 +245,7 @@ func TestPruneCrash(t *testing.T) {
 				want, ok := hashes[e.Name()]
 				if !ok {
 					t.Errorf("unexpected %s in the root", e.Name())
-				} else if got := hashTree(t, filepath.Join(root, e.Name())); got != want {
+				} else if got := backuptest.HashTree(t, filepath.Join(root, e.Name())); got != want {
 					t.Errorf("%s is in the root but not intact", e.Name())
 				}
 			}
@@ -303,7 +268,7 @@ func TestPruneCrash(t *testing.T) {
 				}
 				t.Errorf("after the next run the root holds %v, want only the kept backup", names)
 			}
-			if hashTree(t, keep) != hashes[filepath.Base(keep)] {
+			if backuptest.HashTree(t, keep) != hashes[filepath.Base(keep)] {
 				t.Errorf("kept backup changed")
 			}
 		})

@@ -11,21 +11,8 @@ import (
 	"github.com/mbaudit/mbaudit/backup/backuptest"
 )
 
-// realFixture returns the real backup shared beside the checkout, or skips.
-func realFixture(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs("../../shared/fixtures/real/mvt-ios14/1cb128eafa77c5be74283e9a3a2130af36a3c059")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("real backup data not found at %s (clone beside ../shared to run this test)", p)
-	}
-	return p
-}
-
 func TestRealBackupList(t *testing.T) {
-	dir := realFixture(t)
+	dir := backuptest.RealBackup(t)
 	before := backuptest.HashTree(t, dir)
 	bs, err := List(context.Background(), []Candidate{{Path: dir, Root: dir}}, Options{Now: time.Now(), BusyWindow: DefaultBusyWindow}, nil)
 	if err != nil {
@@ -52,7 +39,7 @@ func TestRealBackupList(t *testing.T) {
 }
 
 func TestRealBackupVerify(t *testing.T) {
-	dir := realFixture(t)
+	dir := backuptest.RealBackup(t)
 	before := backuptest.HashTree(t, dir)
 	for _, deep := range []bool{false, true} {
 		b := Inspect(Candidate{Path: dir, Root: dir})
@@ -95,7 +82,7 @@ func TestRealBackupVerify(t *testing.T) {
 // The shared fixture is read-only, which would hide a write; a writable
 // copy shows any -wal or -shm file SQLite would create beside Manifest.db.
 func TestRealBackupWritableCopyUnchanged(t *testing.T) {
-	src := realFixture(t)
+	src := backuptest.RealBackup(t)
 	dir := filepath.Join(t.TempDir(), filepath.Base(src))
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

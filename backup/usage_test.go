@@ -280,7 +280,7 @@ func TestWouldFreeHardLinks(t *testing.T) {
 // The real iOS 14 backup: each app is one row with its containers folded
 // in, and its sizes are the index's sums. Nothing is written beside it.
 func TestBreakdownReal(t *testing.T) {
-	path := realBackup(t)
+	path := backuptest.RealBackup(t)
 	before := backuptest.HashTree(t, path)
 	b := inspect(t, path)
 	s := breakdown(t, b, backup.ByApp, 3)
@@ -345,17 +345,4 @@ func TestBreakdownReal(t *testing.T) {
 	if after := backuptest.HashTree(t, path); after != before {
 		t.Error("the backup changed")
 	}
-}
-
-// realBackup returns the real backup shared beside the checkout, or skips.
-func realBackup(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs("../../shared/fixtures/real/mvt-ios14/1cb128eafa77c5be74283e9a3a2130af36a3c059")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("real backup data not found at %s (clone beside ../shared to run this test)", p)
-	}
-	return p
 }

@@ -40,6 +40,18 @@ func (p *progress) phase(label string) {
 
 // files reports how many files were seen so far.
 func (p *progress) files(n int64) {
+	p.show(func(el float64) string {
+		rate := ""
+		if el > 0.5 {
+			rate = fmt.Sprintf(", %s files/s", humanize.Comma(int64(float64(n)/el)))
+		}
+		return fmt.Sprintf("%s: %s files%s", p.label, humanize.Comma(n), rate)
+	})
+}
+
+// show redraws the status line with what line returns (given the seconds
+// since the phase began), at most five times a second.
+func (p *progress) show(line func(elapsed float64) string) {
 	if p == nil {
 		return
 	}
@@ -50,11 +62,7 @@ func (p *progress) files(n int64) {
 		return
 	}
 	p.last = t
-	rate := ""
-	if el := t.Sub(p.start).Seconds(); el > 0.5 {
-		rate = fmt.Sprintf(", %s files/s", humanize.Comma(int64(float64(n)/el)))
-	}
-	fmt.Fprintf(p.w, "\r\x1b[K%s: %s files%s", p.label, humanize.Comma(n), rate)
+	fmt.Fprintf(p.w, "\r\x1b[K%s", line(t.Sub(p.start).Seconds()))
 	p.shown = true
 }
 
@@ -72,32 +80,21 @@ func (p *progress) done() {
 }
 
 // bytes reports files and bytes done against their totals, with the rate
-// and the time left.
+// and the time left; with no totals yet, the index rows read.
 func (p *progress) bytes(files, totalFiles, done, total int64) {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	t := p.now()
-	if t.Sub(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = t
-	if totalFiles == 0 {
-		fmt.Fprintf(p.w, "\r\x1b[K%s: %s index rows read", p.label, humanize.Comma(files))
-		p.shown = true
-		return
-	}
-	line := fmt.Sprintf("%s: %s of %s files, %s of %s", p.label, humanize.Comma(files), humanize.Comma(totalFiles),
-		humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)))
-	if el := t.Sub(p.start).Seconds(); el > 0.5 && done > 0 {
-		rate := float64(done) / el
-		line += fmt.Sprintf(", %s/s", humanize.IBytes(uint64(rate)))
-		if total > done {
-			line += fmt.Sprintf(", %s left", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+	p.show(func(el float64) string {
+		if totalFiles == 0 {
+			return fmt.Sprintf("%s: %s index rows read", p.label, humanize.Comma(files))
 		}
-	}
-	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
-	p.shown = true
+		line := fmt.Sprintf("%s: %s of %s files, %s of %s", p.label, humanize.Comma(files), humanize.Comma(totalFiles),
+			humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)))
+		if el > 0.5 && done > 0 {
+			rate := float64(done) / el
+			line += fmt.Sprintf(", %s/s", humanize.IBytes(uint64(rate)))
+			if total > done {
+				line += fmt.Sprintf(", %s left", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+			}
+		}
+		return line
+	})
 }

@@ -154,10 +154,12 @@ func commonFlags(o *common, formats string) []cli.Flag {
 	}
 }
 
-// checkFormat refuses a format the command does not have.
+// checkFormat refuses a format the command does not have. "text" is an
+// alias of "table" everywhere (the contract names it for report; a user
+// who learnt it there should not be refused by list).
 func checkFormat(got string, allowed ...string) error {
 	for _, a := range allowed {
-		if got == a {
+		if got == a || (got == "text" && a == "table") {
 			return nil
 		}
 	}

@@ -39,6 +39,7 @@ func TestExitStatus(t *testing.T) {
 		{"no root on linux", []string{"list"}, 2},
 		{"unknown flag", []string{"list", "--bogus", healthy}, 2},
 		{"unknown format", []string{"verify", "--format", "yaml", healthy}, 2},
+		{"text is table", []string{"list", "--format", "text", healthy}, 0},
 		{"unknown sort", []string{"list", "--sort", "color", healthy}, 2},
 		{"bad duration", []string{"list", "--busy-window", "5m", healthy}, 2},
 		{"unknown command", []string{"frobnicate"}, 2},

@@ -154,11 +154,7 @@ func (e *bpEncoder) flatten(v any) int {
 			c := e.flatten(el)
 			e.tmp = append(e.tmp, c)
 		}
-		e.objs[idx].ref0 = len(e.refs)
-		e.objs[idx].nref = len(e.tmp) - start
-		e.refs = append(e.refs, e.tmp[start:]...)
-		e.tmp = e.tmp[:start]
-		return idx
+		return e.closeContainer(idx, start)
 	case *pdict:
 		idx := e.add(bobj{kind: kDict}, nil)
 		start := len(e.tmp)
@@ -169,11 +165,7 @@ func (e *bpEncoder) flatten(v any) int {
 			c := e.flatten(vv)
 			e.tmp = append(e.tmp, c)
 		}
-		e.objs[idx].ref0 = len(e.refs)
-		e.objs[idx].nref = len(e.tmp) - start
-		e.refs = append(e.refs, e.tmp[start:]...)
-		e.tmp = e.tmp[:start]
-		return idx
+		return e.closeContainer(idx, start)
 	default:
 		panic(fmt.Sprintf("backuptest: cannot encode %T in a plist", v))
 	}
@@ -399,4 +391,14 @@ func writeXML(b *strings.Builder, v any, depth int) {
 	default:
 		panic(fmt.Sprintf("backuptest: cannot encode %T in a plist", v))
 	}
+}
+
+// closeContainer moves the references flattened since start into the
+// array or dictionary at idx, and returns idx.
+func (e *bpEncoder) closeContainer(idx, start int) int {
+	e.objs[idx].ref0 = len(e.refs)
+	e.objs[idx].nref = len(e.tmp) - start
+	e.refs = append(e.refs, e.tmp[start:]...)
+	e.tmp = e.tmp[:start]
+	return idx
 }

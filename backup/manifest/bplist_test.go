@@ -400,6 +400,7 @@ func howettMBFile(blob []byte) (fi FileInfo, valid bool) {
 			return fi, false
 		}
 		fi.HasEncryptionKey = len(data) > 0
+		fi.EncryptionKey = data
 	}
 	return fi, true
 }

@@ -23,6 +23,9 @@ type MbdbRecord struct {
 	DataHash []byte
 	// HasEncryptionKey reports a non-empty EncryptionKey.
 	HasEncryptionKey bool
+	// EncryptionKey is that key (a 4-byte class and a wrapped key), nil
+	// when null or empty. It is only valid until fn returns.
+	EncryptionKey []byte
 
 	Mode             uint16 // file type (0x8000, 0x4000, 0xA000) and permissions
 	Inode            uint64
@@ -38,6 +41,7 @@ type MbdbRecord struct {
 	Offset int64
 
 	hash []byte // DataHash's buffer, reused between records
+	key  []byte // EncryptionKey's buffer, likewise
 }
 
 // MbdbError is a Manifest.mbdb that could be read but not parsed: a
@@ -148,6 +152,11 @@ func (s *mbdbScanner) read(rec *MbdbRecord) error {
 		return err
 	}
 	rec.HasEncryptionKey = len(b) > 0
+	rec.EncryptionKey = nil
+	if len(b) > 0 {
+		rec.key = append(rec.key[:0], b...)
+		rec.EncryptionKey = rec.key
+	}
 
 	f, err := s.peek(mbdbFixedSize, "fixed fields")
 	if err != nil {

@@ -102,6 +102,9 @@ func naiveMbdb(b []byte) (recs []MbdbRecord, errOff int64, notMbdb bool) {
 			r.DataHash = bytes.Clone(fields[3])
 		}
 		r.HasEncryptionKey = len(fields[4]) > 0
+		if len(fields[4]) > 0 {
+			r.EncryptionKey = bytes.Clone(fields[4])
+		}
 		if !need(40) {
 			return recs, int64(off), false
 		}
@@ -130,6 +133,8 @@ func scanAll(r io.Reader) ([]MbdbRecord, int, error) {
 		c := *rec
 		c.DataHash = bytes.Clone(rec.DataHash)
 		c.hash = nil
+		c.EncryptionKey = bytes.Clone(rec.EncryptionKey)
+		c.key = nil
 		out = append(out, c)
 		return nil
 	})

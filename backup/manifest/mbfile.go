@@ -19,6 +19,10 @@ type FileInfo struct {
 	// HasEncryptionKey reports a non-empty EncryptionKey (raw data or an
 	// NSMutableData dictionary with NS.data).
 	HasEncryptionKey bool
+	// EncryptionKey is that data (a 4-byte little-endian class and a
+	// wrapped key), pointing into the record: valid only while the record's
+	// bytes are.
+	EncryptionKey []byte
 	// ProtectionClass is the data-protection class, 0 when absent.
 	ProtectionClass int64
 }
@@ -189,9 +193,10 @@ func ReadMBFile(blob []byte, fi *FileInfo) error {
 		}
 	}
 	if found&(1<<keyEncryptionKey) != 0 {
-		if fi.HasEncryptionKey, err = p.encryptionKey(refs[keyEncryptionKey]); err != nil {
+		if fi.EncryptionKey, err = p.encryptionKey(refs[keyEncryptionKey]); err != nil {
 			return err
 		}
+		fi.HasEncryptionKey = len(fi.EncryptionKey) > 0
 	}
 	return nil
 }
@@ -517,34 +522,36 @@ func (p *bplist) target(ref uint64) (bool, error) {
 	return n > 0, nil
 }
 
-// encryptionKey reports whether ref leads to non-empty data, either raw or
-// in the NS.data of an NSMutableData dictionary.
-func (p *bplist) encryptionKey(ref uint64) (bool, error) {
+// encryptionKey returns the data ref leads to, either raw or in the NS.data of an NSMutableData dictionary.
+func (p *bplist) encryptionKey(ref uint64) ([]byte, error) {
 	off, null, err := p.resolve(ref)
 	if err != nil || null {
-		return false, err
+		return nil, err
 	}
 	if p.b[off]&0xF0 == tagDict {
 		var dataRef [1]uint64
 		found, err := p.lookup(off, nsDataKeys[:], dataRef[:])
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		if found == 0 {
-			return false, bad("EncryptionKey has no NS.data", off)
+			return nil, bad("EncryptionKey has no NS.data", off)
 		}
 		if off, err = p.object(dataRef[0]); err != nil {
-			return false, err
+			return nil, err
 		}
 		if p.b[off]&0xF0 == tagUID {
 			if off, _, err = p.resolve(dataRef[0]); err != nil {
-				return false, err
+				return nil, err
 			}
 		}
 	}
 	if p.b[off]&0xF0 != tagData {
-		return false, bad("EncryptionKey is not data", off)
+		return nil, bad("EncryptionKey is not data", off)
 	}
-	n, _, err := p.span(off, 1)
-	return n > 0, err
+	n, start, err := p.span(off, 1)
+	if err != nil {
+		return nil, err
+	}
+	return p.b[start : start+int(n) : start+int(n)], nil
 }

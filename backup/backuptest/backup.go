@@ -1,6 +1,7 @@
 package backuptest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -26,7 +27,8 @@ type Backup struct {
 	SerialNumber   string
 	Date           time.Time // Status.plist Date: when the backup finished
 	Legacy         bool      // Manifest.mbdb layout
-	Encrypted      bool      // Manifest.db and blobs are (stand-ins for) ciphertext
+	Encrypted      bool      // Manifest.db (unless Legacy) and blobs are encrypted
+	Password       string    // the backup password, when Encrypted
 
 	// Rows is the number of index rows (files, folders, symlinks and any
 	// invalid rows) the index holds: 0 when it is missing, garbage, a folder
@@ -51,6 +53,7 @@ type Backup struct {
 	SizeMismatch     []File          // blob length differs from Size (padded size when encrypted)
 	BadPadding       []File          // encrypted blob length not a multiple of 16
 	DigestMismatch   []File          // legacy DataHash does not match the blob
+	Altered          []File          // encrypted blob of the right length whose padding does not decode
 	InvalidFileIDs   []File          // fileID not 40 lowercase hex; no blob
 	FileIDMismatch   []File          // 40-hex fileID that is not sha1(domain-relativePath)
 	MissingSize      []File          // MBFile without a Size key
@@ -159,6 +162,9 @@ func (s *spec) check() error {
 	if s.badPad > 0 && !s.encrypted {
 		bad("BadPadding needs Encrypted")
 	}
+	if s.altered > 0 && s.flagMism {
+		bad("AlteredBlobs needs encrypted blobs: it cannot be used with EncryptionFlagMismatch")
+	}
 	return errors.Join(errs...)
 }
 
@@ -170,9 +176,12 @@ type writer struct {
 	dev     deviceInfo
 	date    time.Time
 	modTime time.Time
-	dataEnc bool // blobs and Manifest.db are ciphertext stand-ins
-	keyEnc  bool // rows carry EncryptionKey, plists say encrypted
-	walFrom int  // rows from here on go to the -wal (LeftoverWAL)
+	dataEnc bool // blobs and Manifest.db are ciphertext
+	crypto  *Crypto
+	manKey  []byte // the key Manifest.db is encrypted with
+	manWrap []byte // ManifestKey: its class and the wrapped key
+	keyEnc  bool   // rows carry EncryptionKey, plists say encrypted
+	walFrom int    // rows from here on go to the -wal (LeftoverWAL)
 	xattr   []byte
 	mtimes  []string // paths (files and folders) whose times are set last
 }
@@ -206,6 +215,11 @@ func plan(s *spec) (*writer, error) {
 	b.Date = w.date
 	b.Legacy = s.legacy
 	b.Encrypted = w.dataEnc
+	if w.dataEnc {
+		if err := w.newCrypto(); err != nil {
+			return nil, err
+		}
+	}
 	w.xattr = binaryPlist(newDict("com.apple.TextEncoding", []byte("utf-8;134217984")))
 
 	rows, err := generate(s, w.date)
@@ -217,6 +231,7 @@ func plan(s *spec) (*writer, error) {
 		rw := &w.rows[i]
 		if rw.kind == kindFile && w.dataEnc {
 			rw.blob = paddedSize(rw.size)
+			rw.wrapped, rw.fileKey = w.crypto.FileKey(uint32(rw.pclass))
 		}
 	}
 	if err := w.applyDefects(); err != nil {
@@ -337,6 +352,21 @@ func (w *writer) applyDefects() error {
 			}
 		}
 	}
+	// Last, from the files left: altering needs a blob of two blocks.
+	var big []int
+	for _, i := range files {
+		if w.rows[i].size >= 16 {
+			big = append(big, i)
+		}
+	}
+	got, err := take("AlteredBlobs", &big, s.altered)
+	if err != nil {
+		return err
+	}
+	for _, i := range got {
+		w.rows[i].altered = true
+		b.Altered = append(b.Altered, w.rows[i].file())
+	}
 	slices.SortFunc(recs, func(x, y rec) int { return x.row - y.row })
 	for _, r := range recs {
 		b.InvalidRecords = append(b.InvalidRecords, r.r)
@@ -393,4 +423,35 @@ func (w *writer) describe() {
 	if s.noIndex || s.garbageIdx || s.indexDir || s.noFiles || s.garbMbdb {
 		b.Rows = 0
 	}
+}
+
+// newCrypto makes the keys of an encrypted backup, from the seed: the
+// keybag for the password and the key of Manifest.db.
+func (w *writer) newCrypto() error {
+	s := w.s
+	pw := s.password
+	if pw == "" {
+		pw = TestPassword
+	}
+	dp, it := s.dpRounds, s.rounds
+	if dp == 0 {
+		dp = DefaultDPRounds
+	}
+	if it == 0 {
+		it = DefaultRounds
+	}
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(s.seed)^0x6b657962616773)
+	c, err := NewCrypto(pw, dp, it, s.legacy, rand.NewChaCha8(seed))
+	if err != nil {
+		return err
+	}
+	w.crypto = c
+	w.b.Password = pw
+	if !s.legacy {
+		// Apple's devices wrap the index key with class 4 (ManifestKey
+		// starts with 04 00 00 00).
+		w.manWrap, w.manKey = c.ManifestKey(4)
+	}
+	return nil
 }

@@ -43,6 +43,9 @@ type row struct {
 	badHash      bool // legacy: DataHash does not match the blob
 	key          uint64
 	walOnly      bool
+	altered      bool   // encrypted blob with a flipped bit (AlteredBlobs)
+	fileKey      []byte // the key the blob is encrypted with
+	wrapped      []byte // EncryptionKey: its class and fileKey wrapped
 }
 
 // sha1Hex is the fileID of domain and relativePath.

@@ -97,6 +97,10 @@ type spec struct {
 	legacy     bool
 	format     plistFormat
 	encrypted  bool
+	password   string
+	dpRounds   int // keybag DPIC; 0: the default (none for Legacy)
+	rounds     int // keybag ITER; 0: the default
+	altered    int
 	leftover   bool
 	linkFrom   *Backup
 	rootIndex  int
@@ -198,11 +202,50 @@ func XMLPlists() Option { return func(s *spec) { s.format = formatXML } }
 // BinaryPlists writes all three plists as binary plists.
 func BinaryPlists() Option { return func(s *spec) { s.format = formatBinary } }
 
-// Encrypted writes an encrypted-looking backup: IsEncrypted, a BackupKeyBag
-// and ManifestKey, a Manifest.db of random bytes (a multiple of 16 long),
-// blobs of random bytes padded to (Size/16+1)*16 and an EncryptionKey in
-// every file row. Nothing is really encrypted: there is no password.
+// Encrypted writes an encrypted backup as the device does, with the
+// password TestPassword (or the one Password gives): IsEncrypted, a
+// BackupKeyBag whose class keys are wrapped with the key derived from the
+// password, a ManifestKey, Manifest.db encrypted with it (AES-256-CBC, zero
+// IV, PKCS#7) and each blob encrypted with a key of its own, wrapped in its
+// row's EncryptionKey. The keybag asks for few PBKDF2 rounds (see
+// KeybagRounds) so that tests stay fast. With Legacy the index stays plain
+// (as before iOS 10.2) and the keybag has only the SHA-1 step.
 func Encrypted() Option { return func(s *spec) { s.encrypted = true } }
+
+// TestPassword is the password of Encrypted backups unless Password says
+// otherwise.
+const TestPassword = "mbaudit-test-password"
+
+// Default keybag rounds of generated encrypted backups: real keybags ask
+// for 10,000,000 and 10,000.
+const (
+	DefaultDPRounds = 100
+	DefaultRounds   = 10
+)
+
+// Password sets the backup password (implies Encrypted).
+func Password(pw string) Option { return func(s *spec) { s.encrypted, s.password = true, pw } }
+
+// KeybagRounds sets the keybag's PBKDF2 round counts: dp for the SHA-256
+// step (DPIC; ignored with Legacy, whose keybags have none) and rounds for
+// the SHA-1 step (ITER). Implies Encrypted.
+func KeybagRounds(dp, rounds int) Option {
+	return func(s *spec) {
+		s.encrypted = true
+		if dp < 1 || rounds < 1 {
+			s.errs = append(s.errs, fmt.Errorf("KeybagRounds(%d, %d): both must be at least 1", dp, rounds))
+		}
+		s.dpRounds, s.rounds = dp, rounds
+	}
+}
+
+// AlteredBlobs flips a bit in the second-to-last AES block of n encrypted
+// blobs of at least 16 bytes: the length stays right, the content is wrong
+// and its padding no longer decodes, which only a --deep check with the
+// password can see (implies Encrypted).
+func AlteredBlobs(n int) Option {
+	return func(s *spec) { s.encrypted, s.altered = true, count(s, "AlteredBlobs", n) }
+}
 
 // LeftoverWAL leaves Manifest.db-wal beside Manifest.db holding the last
 // rows (committed, never checkpointed), as a copy taken while the device

@@ -87,8 +87,11 @@ func (w *writer) manifestPlist(date time.Time) *pdict {
 		version, sysVersion = "9.1", "20.0"
 	}
 	p := newDict("Applications", apps)
-	if w.keyEnc && !s.noKeybag {
-		p.set("BackupKeyBag", keybag(r))
+	switch {
+	case w.crypto != nil && !s.noKeybag:
+		p.set("BackupKeyBag", w.crypto.Keybag())
+	case w.keyEnc && !s.noKeybag:
+		p.set("BackupKeyBag", keybag(r)) // a decrypted copy's: no password fits it
 	}
 	p.set("Date", date)
 	p.set("IsEncrypted", w.keyEnc)
@@ -114,7 +117,10 @@ func (w *writer) manifestPlist(date time.Time) *pdict {
 		),
 		"com.apple.mobile.iTunes.accessories", &pdict{},
 	))
-	if w.keyEnc && !s.legacy && !s.noManKey {
+	switch {
+	case w.keyEnc && !s.legacy && !s.noManKey && w.manWrap != nil:
+		p.set("ManifestKey", w.manWrap)
+	case w.keyEnc && !s.legacy && !s.noManKey:
 		mk := make([]byte, 44)
 		binary.LittleEndian.PutUint32(mk, 4) // protection class of the key
 		fillRandom(mk[4:], r.Uint64())

@@ -125,11 +125,21 @@ func (w *writer) content(buf []byte, rw *row, n int64) []byte {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	key := rw.key
-	if w.dataEnc {
-		key ^= streamCipher
+	if rw.fileKey == nil {
+		fillRandom(buf, rw.key)
+		return buf
 	}
-	fillRandom(buf, key)
+	// The plaintext is what a plain backup would hold; the blob its
+	// ciphertext, cut or lengthened (with random bytes) to n.
+	plain := make([]byte, rw.size)
+	fillRandom(plain, rw.key)
+	ct := Encrypt(rw.fileKey, plain)
+	if rw.altered {
+		ct[len(ct)-17] ^= 0x80 // the last byte of the padding decodes to 0x80 more
+	}
+	if copy(buf, ct) < len(buf) {
+		fillRandom(buf[len(ct):], rw.key^streamCipher)
+	}
 	return buf
 }
 
@@ -260,6 +270,9 @@ func (w *writer) archive(e *mbEncoder, rw *row) []byte {
 // encryptionKey is a file's wrapped key: its protection class (little
 // endian) and 40 bytes of wrapped key.
 func encryptionKey(rw *row) []byte {
+	if rw.wrapped != nil {
+		return rw.wrapped
+	}
 	k := make([]byte, 44)
 	binary.LittleEndian.PutUint32(k, uint32(rw.pclass))
 	fillRandom(k[4:], rw.key^streamKey)
@@ -324,15 +337,11 @@ func (w *writer) writeIndex() error {
 			return err
 		}
 	case w.dataEnc:
-		// Stand-in for the encrypted database: as long as the real
-		// ciphertext would be, random bytes.
-		fi, err := os.Stat(dbPath)
+		plain, err := os.ReadFile(dbPath)
 		if err != nil {
 			return err
 		}
-		g := make([]byte, paddedSize(fi.Size()))
-		fillRandom(g, uint64(s.seed)^streamCipher)
-		return w.writeFile("Manifest.db", g)
+		return w.writeFile("Manifest.db", Encrypt(w.manKey, plain))
 	}
 	w.mtimes = append(w.mtimes, dst)
 	return nil

@@ -7,6 +7,9 @@ TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 30s
 SAMPLES   := testdata/backups
+# The one encrypted sample and its password (backuptest.TestPassword).
+ENCRYPTED_SAMPLE := 00008120-00295FAC791CBFD1
+SAMPLE_PASSWORD  := mbaudit-test-password
 
 .PHONY: all build test demo bench lint fuzz samples clean
 
@@ -25,6 +28,9 @@ demo: build
 	./$(BIN) list $(SAMPLES)
 	@echo
 	@./$(BIN) verify $(SAMPLES); echo "(exit status $$?: 1 means problems were found, as the broken samples intend)"
+	@echo
+	@echo "# the encrypted sample, with its password (from the environment here):"
+	MBAUDIT_PASSWORD=$(SAMPLE_PASSWORD) ./$(BIN) verify --deep --device $(ENCRYPTED_SAMPLE) $(SAMPLES)
 
 # Benchmarks write large generated backups under $${TMPDIR:-/tmp}; they
 # check free space first and print ratios against du -s.

@@ -104,6 +104,7 @@ func mkbackupWord(w string) (backuptest.Option, error) {
 		"id-mismatch": backuptest.FileIDMismatch, "missing-blobs": backuptest.MissingBlobs,
 		"size-mismatch": backuptest.SizeMismatch, "bad-padding": backuptest.BadPadding,
 		"digest-mismatch": backuptest.DigestMismatch, "orphans": backuptest.Orphans, "missing-size": backuptest.MissingSize,
+		"altered": backuptest.AlteredBlobs,
 	}
 	flags := map[string]func() backuptest.Option{
 		"old-udid": backuptest.OldUDID, "legacy": backuptest.Legacy, "xml": backuptest.XMLPlists,
@@ -134,6 +135,8 @@ func mkbackupWord(w string) (backuptest.Option, error) {
 		return backuptest.Seed(n), err
 	case "udid":
 		return backuptest.UDID(val), nil
+	case "password":
+		return backuptest.Password(val), nil
 	case "copy":
 		t, err := time.Parse("20060102-150405", val)
 		return backuptest.DatedCopy(t), err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/mbaudit/mbaudit/backup/keybag"
 	"github.com/mbaudit/mbaudit/backup/manifest"
 )
 
@@ -38,6 +40,8 @@ type Counts struct {
 type Verified struct {
 	Counts
 	Deep bool
+	// Unlocked is set when the password unlocked the backup's keybag.
+	Unlocked *Unlock
 }
 
 // VerifyOptions tune Verify.
@@ -50,6 +54,13 @@ type VerifyOptions struct {
 	// read with the rows read so far (the totals 0), and under --deep with
 	// the files and bytes read and their totals.
 	Progress func(files, totalFiles, bytes, totalBytes int64)
+	// Password, when not nil, unlocks encrypted backups: their index is
+	// decrypted into a private temporary folder and checked like a plain
+	// one, and with Deep every blob is decrypted (to nowhere).
+	Password *Password
+	// Unlocking, when not nil, is called now and then while a key is
+	// derived from the password, with the rounds done and to do.
+	Unlocking func(done, total int64)
 
 	// openBlob stands in for os.Open in tests that need a read to fail
 	// (as root, permissions stop nothing).
@@ -71,11 +82,14 @@ type onDisk struct {
 
 // verifier holds the state of one backup's verification.
 type verifier struct {
-	b       *Backup
-	opt     VerifyOptions
-	flat    bool // legacy layout: blobs in the backup folder itself
-	buckets [256][]listed
-	digests map[[20]byte][20]byte // legacy --deep: DataHash by fileID
+	b        *Backup
+	opt      VerifyOptions
+	flat     bool // legacy layout: blobs in the backup folder itself
+	buckets  [256][]listed
+	digests  map[[20]byte][20]byte // legacy --deep: DataHash by fileID
+	dbPath   string                // the index to read: the backup's, or a decrypted copy
+	keys     *keybag.Keys          // set when the password unlocked the keybag
+	unlocked *Unlock
 
 	mu       sync.Mutex
 	examples map[Code][][20]byte // fileIDs to name in examples, found after the scan
@@ -92,7 +106,8 @@ type verifier struct {
 // An error means the verification could not run (cancelled); problems with
 // the backup are findings.
 func Verify(ctx context.Context, b *Backup, opt VerifyOptions) (*Verified, error) {
-	v := &verifier{b: b, opt: opt, examples: map[Code][][20]byte{}}
+	v := &verifier{b: b, opt: opt, examples: map[Code][][20]byte{},
+		dbPath: filepath.Join(b.Path, "Manifest.db")}
 	var err error
 	switch {
 	case b.State == StateBusy:
@@ -102,18 +117,36 @@ func Verify(ctx context.Context, b *Backup, opt VerifyOptions) (*Verified, error
 		err = v.verifyDB(ctx)
 	case b.Format == FormatMbdb && !b.hasIndexError():
 		v.flat = true
-		err = v.verifyMbdb(ctx)
+		if b.Encrypted && opt.Password != nil {
+			// The index is plain; the password is for the blobs.
+			v.keys, err = v.unlock(ctx)
+			if err != nil && !errors.Is(err, ErrWrongPassword) {
+				return nil, err
+			}
+		}
+		if verr := v.verifyMbdb(ctx); verr != nil {
+			err = verr
+		}
+	case b.IndexEncrypted && opt.Password != nil && !b.hasIndexError():
+		err = v.verifyEncryptedDB(ctx)
 	case b.IndexEncrypted:
 		err = v.verifyOpaque(ctx)
 	default:
 		return nil, nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrWrongPassword) {
 		return nil, err
 	}
-	b.Check = &Verified{Counts: v.counts, Deep: opt.Deep}
+	if f := b.Finding(ManifestEncrypted); f != nil {
+		f.Message = "the index is encrypted and no password was given: the listed files were not checked " +
+			"(presence, sizes, records), only the blobs' count and lengths"
+		if errors.Is(err, ErrWrongPassword) {
+			f.Message = strings.Replace(f.Message, "no password was given", "the password given is wrong", 1)
+		}
+	}
+	b.Check = &Verified{Counts: v.counts, Deep: opt.Deep, Unlocked: v.unlocked}
 	b.Judge(opt.Now, opt.BusyWindow)
-	return b.Check, nil
+	return b.Check, err
 }
 
 // hasIndexError reports whether the quick look already found the index
@@ -123,7 +156,7 @@ func (b *Backup) hasIndexError() bool {
 }
 
 func (v *verifier) verifyDB(ctx context.Context) error {
-	db, err := manifest.Open(filepath.Join(v.b.Path, "Manifest.db"))
+	db, err := manifest.Open(v.dbPath)
 	if err != nil {
 		v.b.Addf(ManifestDBInvalid, "Manifest.db cannot be opened: %s", shortErr(err))
 		return nil
@@ -154,7 +187,11 @@ func (v *verifier) verifyDB(ctx context.Context) error {
 		return nil
 	}
 	v.merge(&folders)
-	if err := v.deep(ctx); err != nil {
+	deep := v.deep
+	if v.keys != nil && v.opt.Deep {
+		deep = func(ctx context.Context) error { return v.deepDecrypt(ctx, v.dbDeepRows(db)) }
+	}
+	if err := deep(ctx); err != nil {
 		return err
 	}
 	v.nameExamples(func(ids map[string]bool) map[string]string {
@@ -520,6 +557,7 @@ var fileMessages = map[Code]string{
 	FilePaddingInvalid: "encrypted blobs whose length is not a multiple of 16",
 	FileUnreadable:     "blobs could not be read to their end",
 	FileDigestMismatch: "blobs do not match the digest the index records",
+	RecordInvalid:      "index rows break the device's rules",
 }
 
 // note counts a per-file finding; its examples are named after the scan.

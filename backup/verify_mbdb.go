@@ -44,7 +44,11 @@ func (v *verifier) verifyMbdb(ctx context.Context) error {
 		return nil // an index that does not parse says nothing about the files
 	}
 	v.merge(&folders)
-	if err := v.deep(ctx); err != nil {
+	deep := v.deep
+	if v.keys != nil && v.opt.Deep {
+		deep = func(ctx context.Context) error { return v.deepDecrypt(ctx, v.mbdbDeepRows(path)) }
+	}
+	if err := deep(ctx); err != nil {
 		return err
 	}
 	// Names for the examples: a second pass over the records, which are

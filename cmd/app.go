@@ -41,6 +41,8 @@ type Env struct {
 	Now            func() time.Time
 	// IsTerminal reports whether a stream is a terminal.
 	IsTerminal func(any) bool
+	// ReadPassword reads a line from the terminal without echo.
+	ReadPassword func() ([]byte, error)
 }
 
 // OSEnv is the real environment.
@@ -53,6 +55,7 @@ func OSEnv() Env {
 			f, ok := s.(*os.File)
 			return ok && term.IsTerminal(int(f.Fd()))
 		},
+		ReadPassword: func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) },
 	}
 }
 

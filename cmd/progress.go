@@ -98,3 +98,31 @@ func (p *progress) bytes(files, totalFiles, done, total int64) {
 		return line
 	})
 }
+
+// rounds reports key-derivation progress: rounds done of total.
+func (p *progress) rounds(done, total int64) {
+	p.show(func(el float64) string {
+		line := fmt.Sprintf("%s: deriving the key from the password", p.label)
+		if total <= 0 {
+			return line
+		}
+		line += fmt.Sprintf(", %d%%", done*100/total)
+		if el > 0.5 && done > 0 && total > done {
+			left := time.Duration(el * float64(total-done) / float64(done) * float64(time.Second))
+			line += fmt.Sprintf(", %s left", left.Round(time.Second))
+		}
+		return line
+	})
+}
+
+// note clears the status line and leaves a line of information on stderr
+// (only where progress shows: on a terminal, without --quiet).
+func (p *progress) note(msg string) {
+	if p == nil {
+		return
+	}
+	p.done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%s\n", msg)
+}

@@ -23,17 +23,20 @@ type VerifyDoc struct {
 
 // VerifyRow is one backup's verification.
 type VerifyRow struct {
-	Path         string       `json:"path"`
-	ID           string       `json:"id"`
-	UDID         string       `json:"udid"`
-	DeviceName   string       `json:"device_name"`
-	Model        string       `json:"model"`
-	IOSVersion   string       `json:"ios_version"`
-	State        string       `json:"state"`
-	Format       string       `json:"format"`
-	Encrypted    bool         `json:"encrypted"`
-	Verified     bool         `json:"verified"`
-	Deep         bool         `json:"deep"`
+	Path       string `json:"path"`
+	ID         string `json:"id"`
+	UDID       string `json:"udid"`
+	DeviceName string `json:"device_name"`
+	Model      string `json:"model"`
+	IOSVersion string `json:"ios_version"`
+	State      string `json:"state"`
+	Format     string `json:"format"`
+	Encrypted  bool   `json:"encrypted"`
+	Verified   bool   `json:"verified"`
+	Deep       bool   `json:"deep"`
+	// Decrypted is set when the password unlocked the backup: its
+	// encrypted index was read, and with Deep its blobs decrypted.
+	Decrypted    bool         `json:"decrypted"`
 	RowsRead     int64        `json:"rows_read"`
 	FilesListed  int64        `json:"files_listed"`
 	FilesChecked int64        `json:"files_checked"`
@@ -88,7 +91,7 @@ func NewVerify(bs []*backup.Backup, now time.Time) VerifyDoc {
 			Encrypted: b.Encrypted, Findings: findingRows(b.Findings),
 		}
 		if c := b.Check; c != nil {
-			r.Verified, r.Deep = true, c.Deep
+			r.Verified, r.Deep, r.Decrypted = true, c.Deep, c.Unlocked != nil
 			r.RowsRead, r.FilesListed, r.FilesChecked = c.RowsRead, c.FilesListed, c.FilesChecked
 			r.BytesListed, r.BytesRead, r.BlobsSeen = c.BytesListed, c.BytesRead, c.BlobsSeen
 		}
@@ -163,8 +166,14 @@ func VerifyTable(w io.Writer, doc VerifyDoc, st Style) error {
 		case r.Verified:
 			line := fmt.Sprintf("  checked %s of %s listed files (%s index rows, %s listed)",
 				humanize.Comma(r.FilesChecked), humanize.Comma(r.FilesListed), humanize.Comma(r.RowsRead), size(r.BytesListed))
-			if r.Deep {
+			switch {
+			case r.Deep && r.Decrypted:
+				line += fmt.Sprintf("; decrypted %s", size(r.BytesRead))
+			case r.Deep:
 				line += fmt.Sprintf("; read %s", size(r.BytesRead))
+			}
+			if r.Decrypted {
+				line += "; unlocked with the password"
 			}
 			b.WriteString(line + "\n")
 		case r.State == "busy":

@@ -1,0 +1,465 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/mbaudit/mbaudit/backup/keybag"
+	"github.com/mbaudit/mbaudit/backup/manifest"
+)
+
+// ErrWrongPassword is matched (errors.Is) by the error Verify returns when
+// the password does not unlock a backup's keybag.
+var ErrWrongPassword = keybag.ErrWrongPassword
+
+// Password is the backup password given to verify, with the keys derived
+// from it. Deriving a key takes seconds (real keybags ask for 10,000,000
+// PBKDF2 rounds), so each derivation is kept for keybags with the same salts
+// and counts: the dated copies of a backup share one.
+//
+// The password itself is never printed, logged or put in an error.
+type Password struct {
+	secret []byte
+
+	mu      sync.Mutex
+	derived map[string][]byte
+}
+
+// NewPassword wraps a password. The caller should not keep other copies.
+func NewPassword(secret []byte) *Password {
+	return &Password{secret: secret, derived: map[string][]byte{}}
+}
+
+// String hides the password from any %v or %s that meets it by mistake.
+func (p *Password) String() string { return "[password]" }
+
+// GoString does the same for %#v.
+func (p *Password) GoString() string { return "[password]" }
+
+// Unlock describes the unlocking of one backup's keybag.
+type Unlock struct {
+	// Derive is how long the key derivation took; 0 when the key of an
+	// identical keybag was reused.
+	Derive time.Duration
+	// Rounds is the keybag's PBKDF2 round count (both steps).
+	Rounds int64
+}
+
+// unlock derives (or reuses) the key for the backup's keybag and unwraps
+// the class keys. A keybag that cannot be used is a finding and returns nil
+// keys; a wrong password is an error.
+func (v *verifier) unlock(ctx context.Context) (*keybag.Keys, error) {
+	m := v.b.Manifest
+	if m == nil || len(m.BackupKeyBag) == 0 {
+		if !v.b.Has(KeybagMissing) {
+			v.b.Add(KeybagMissing, 1, "the backup is encrypted but Manifest.plist has no BackupKeyBag: it can never be decrypted")
+		}
+		return nil, nil
+	}
+	kb, err := keybag.Parse(m.BackupKeyBag)
+	if err != nil {
+		v.b.Addf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be read: %s", shortErr(err))
+		return nil, nil
+	}
+	pw := v.opt.Password
+	cacheKey := kb.CacheKey()
+	pw.mu.Lock()
+	derived, ok := pw.derived[cacheKey]
+	pw.mu.Unlock()
+	dp, it := kb.Iterations()
+	info := &Unlock{Rounds: int64(dp) + int64(it)}
+	if !ok {
+		start := time.Now()
+		derived, err = kb.DeriveKey(ctx, pw.secret, v.opt.Unlocking)
+		if err != nil {
+			return nil, err // cancelled
+		}
+		info.Derive = time.Since(start)
+	}
+	keys, err := kb.Unlock(derived)
+	if errors.Is(err, keybag.ErrWrongPassword) {
+		return nil, fmt.Errorf("%w for %s", ErrWrongPassword, v.b.displayName())
+	}
+	if err != nil {
+		v.b.Addf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be unlocked: %s", shortErr(err))
+		return nil, nil
+	}
+	pw.mu.Lock()
+	pw.derived[cacheKey] = derived
+	pw.mu.Unlock()
+	v.unlocked = info
+	return keys, nil
+}
+
+// displayName names the backup in messages: its device's name, else its
+// folder's name.
+func (b *Backup) displayName() string {
+	if n := b.DeviceName(); n != "" {
+		return n
+	}
+	return b.ID
+}
+
+// verifyEncryptedDB unlocks an encrypted index with the password, decrypts
+// it into a private temporary folder (never beside the backup) and runs
+// every check of a plain backup on it.
+func (v *verifier) verifyEncryptedDB(ctx context.Context) error {
+	if v.b.Has(KeybagMissing) {
+		return v.verifyOpaque(ctx)
+	}
+	keys, err := v.unlock(ctx)
+	if err != nil {
+		// The blobs can still be counted and measured; the caller reports
+		// the password error.
+		if oerr := v.verifyOpaque(ctx); oerr != nil {
+			return oerr
+		}
+		return err
+	}
+	if keys == nil {
+		return v.verifyOpaque(ctx)
+	}
+	key, err := keys.UnwrapKey(v.b.Manifest.ManifestKey)
+	if err != nil {
+		v.b.Addf(KeybagMissing, "Manifest.plist's ManifestKey does not unwrap with its class key: %s", shortErr(err))
+		return v.verifyOpaque(ctx)
+	}
+	dir, err := PrivateTempDir()
+	if err != nil {
+		return fmt.Errorf("cannot make a private temporary folder for the decrypted index: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	plain := filepath.Join(dir, "Manifest.db")
+	if err := decryptFile(ctx, filepath.Join(v.b.Path, "Manifest.db"), plain, key); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, keybag.ErrPadding):
+			v.b.Addf(ManifestDBInvalid, "Manifest.db does not decrypt: %s", shortErr(err))
+		case errors.Is(err, errTempWrite):
+			return err
+		default:
+			v.b.Addf(BackupUnreadable, "could not read Manifest.db: %s", describeIOError(err))
+		}
+		return nil
+	}
+	v.b.drop(ManifestEncrypted)
+	v.keys = keys
+	v.dbPath = plain
+	return v.verifyDB(ctx)
+}
+
+var errTempWrite = errors.New("cannot write the decrypted index to the temporary folder")
+
+// decryptFile decrypts src into a new file dst (mode 0600), checking the
+// context between chunks.
+func decryptFile(ctx context.Context, src, dst string, key []byte) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errTempWrite, err)
+	}
+	buf := make([]byte, 1<<20)
+	_, err = keybag.Decrypt(&tempWriter{out}, ctxReader{ctx, in}, key, buf)
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%w: %v", errTempWrite, cerr)
+	}
+	return err
+}
+
+// tempWriter marks write errors (a full temporary disk) apart from read
+// errors of the backup.
+type tempWriter struct{ f *os.File }
+
+func (w *tempWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = fmt.Errorf("%w: %v", errTempWrite, err)
+	}
+	return n, err
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// tempPrefix names mbaudit's private temporary folders; the process ID
+// after it lets a later run remove what a killed one left.
+const tempPrefix = "mbaudit-private-"
+
+// PrivateTempDir makes a folder only the user can enter (0700) under the
+// system's temporary folder, after removing those that runs which no longer
+// exist left behind (killed before they could clean up).
+func PrivateTempDir() (string, error) {
+	SweepTempDirs()
+	return os.MkdirTemp("", tempPrefix+strconv.Itoa(os.Getpid())+"-")
+}
+
+// SweepTempDirs removes private temporary folders of mbaudit runs that are
+// gone. A folder whose process still runs, or of another user, is left.
+func SweepTempDirs() {
+	tmp := os.TempDir()
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), tempPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			continue // alive, or not ours to judge
+		}
+		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+	}
+}
+
+// deepJob is one blob to decrypt.
+type deepJob struct {
+	l   listed
+	key [44]byte
+	n   int // length of key
+}
+
+// deepDecrypt decrypts every listed blob that is on disk, in parallel and
+// without writing a byte of plaintext: the key comes from the record, the
+// padding must decode and the plaintext must be as long as the record says.
+// rows feeds the records (a second pass over the index, in fileID order, so
+// that no key is kept in memory beyond the queue).
+func (v *verifier) deepDecrypt(ctx context.Context, rows func(ctx context.Context, job func(deepJob) error) error) error {
+	total, totalBytes := v.deepTotals()
+	jobs := v.opt.Jobs
+	if jobs <= 0 {
+		jobs = DefaultJobs()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	queue := make(chan deepJob, 256)
+	var progMu sync.Mutex
+	last := time.Now()
+	for range jobs {
+		g.Go(func() error {
+			buf := make([]byte, 256<<10)
+			for j := range queue {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				v.decryptBlob(j, buf)
+				v.done.Add(1)
+				if v.opt.Progress != nil {
+					progMu.Lock()
+					if time.Since(last) > 100*time.Millisecond {
+						last = time.Now()
+						v.opt.Progress(v.done.Load(), total, v.doneB.Load(), totalBytes)
+					}
+					progMu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(queue)
+		return rows(gctx, func(j deepJob) error {
+			select {
+			case queue <- j:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	err := g.Wait()
+	v.counts.BytesRead = v.doneB.Load()
+	return err
+}
+
+// deepTotals counts the files and bytes --deep will read, for progress.
+func (v *verifier) deepTotals() (files, bytes int64) {
+	for p := range v.buckets {
+		files += int64(len(v.buckets[p]))
+		for _, l := range v.buckets[p] {
+			if l.size > 0 {
+				bytes += l.size
+			}
+		}
+	}
+	return files, bytes
+}
+
+// decryptBlob decrypts one blob to nowhere and notes what is wrong with it.
+// Lengths the merge already judged (not whole blocks, or not the padded
+// size) are not counted twice.
+func (v *verifier) decryptBlob(j deepJob, buf []byte) {
+	open := v.opt.openBlob
+	if open == nil {
+		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	}
+	f, err := open(v.blobPath(j.l.id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return // already file-missing
+	}
+	if err != nil {
+		v.note(FileUnreadable, j.l.id)
+		return
+	}
+	defer f.Close()
+	length := int64(-1)
+	if st, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil {
+			length = fi.Size()
+		}
+	}
+	if length >= 0 && length%16 != 0 {
+		return // already file-padding-invalid
+	}
+	key, err := v.keys.UnwrapKey(j.key[:j.n])
+	if err != nil {
+		v.note(RecordInvalid, j.l.id)
+		return
+	}
+	var r io.Reader = f
+	var h hash.Hash
+	want, hasDigest := v.digests[j.l.id]
+	if hasDigest {
+		h = sha1.New()
+		r = io.TeeReader(f, h)
+	}
+	counted := &countingReader{r: r}
+	n, err := keybag.Decrypt(io.Discard, counted, key, buf)
+	v.doneB.Add(counted.n)
+	// A blob the merge found of the wrong length (file-size-mismatch) is
+	// not judged again by its padding: one defect, one finding.
+	lengthOK := j.l.size < 0 || length < 0 || length == (j.l.size/16+1)*16
+	switch {
+	case errors.Is(err, keybag.ErrPadding):
+		if lengthOK {
+			v.note(FilePaddingInvalid, j.l.id)
+		}
+		return
+	case err != nil:
+		v.note(FileUnreadable, j.l.id)
+		return
+	}
+	if hasDigest && [20]byte(h.Sum(nil)) != want {
+		v.note(FileDigestMismatch, j.l.id)
+	}
+	// A blob of the padded size whose padding says another length.
+	if j.l.size >= 0 && lengthOK && n != j.l.size {
+		v.note(FileSizeMismatch, j.l.id)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// dbDeepRows feeds deepDecrypt from a second pass over Manifest.db.
+func (v *verifier) dbDeepRows(db *manifest.DB) func(ctx context.Context, job func(deepJob) error) error {
+	return func(ctx context.Context, job func(deepJob) error) error {
+		return db.Scan(ctx, func(r *manifest.Row) error {
+			if r.FlagsNull || r.Flags != 1 || r.TypeError() != nil {
+				return nil
+			}
+			id, ok := parseFileID(r.FileID)
+			if !ok {
+				return nil
+			}
+			var fi manifest.FileInfo
+			if manifest.ReadMBFile(r.File, &fi) != nil {
+				return nil // already record-invalid
+			}
+			j := deepJob{l: listed{id: id, size: -1}}
+			if fi.HasSize {
+				j.l.size = fi.Size
+			}
+			if !v.keyFits(&j, fi.EncryptionKey, id) {
+				return nil
+			}
+			return job(j)
+		})
+	}
+}
+
+// mbdbDeepRows feeds deepDecrypt from a second pass over Manifest.mbdb.
+func (v *verifier) mbdbDeepRows(path string) func(ctx context.Context, job func(deepJob) error) error {
+	return func(ctx context.Context, job func(deepJob) error) error {
+		return scanMbdbFile(ctx, path, func(r *manifest.MbdbRecord) error {
+			if r.Mode&0xF000 != 0x8000 {
+				return nil
+			}
+			id := fileIDOf([]byte(r.Domain), []byte(r.Path))
+			j := deepJob{l: listed{id: id, size: int64(r.Size)}}
+			if j.l.size < 0 {
+				j.l.size = -1
+			}
+			if !v.keyFits(&j, r.EncryptionKey, id) {
+				return nil
+			}
+			// As iphone-dataprotection reads them, the record's own class
+			// field names the class key.
+			binary.LittleEndian.PutUint32(j.key[:4], uint32(r.ProtectionClass))
+			return job(j)
+		})
+	}
+}
+
+// keyFits copies a record's wrapped key into the job; a record of an
+// encrypted backup without a usable key is record-invalid.
+func (v *verifier) keyFits(j *deepJob, key []byte, id [20]byte) bool {
+	if len(key) != 44 {
+		v.note(RecordInvalid, id)
+		return false
+	}
+	j.n = copy(j.key[:], key)
+	return true
+}
+
+// drop removes a finding.
+func (b *Backup) drop(c Code) {
+	for i := range b.Findings {
+		if b.Findings[i].Code == c {
+			b.Findings = append(b.Findings[:i], b.Findings[i+1:]...)
+			return
+		}
+	}
+}

@@ -164,3 +164,28 @@ func TestPasswordInterrupted(t *testing.T) {
 		t.Error("the password was printed")
 	}
 }
+
+// On a terminal, unlocking shows progress and then says how long the key
+// derivation took.
+func TestPasswordUnlockReported(t *testing.T) {
+	root := t.TempDir()
+	backuptest.MustWrite(t, root, backuptest.Seed(46), backuptest.Files(5), backuptest.KeybagRounds(200000, 1000))
+	env := testEnv(t)
+	env.IsTerminal = func(any) bool { return true }
+	env.Stdin = strings.NewReader(backuptest.TestPassword + "\n")
+	start := time.Now()
+	env.Now = func() time.Time { return start.Add(time.Since(start) * 1000) } // progress redraws are throttled by this clock
+	code, out, errOut := run(t, env, "verify", "--password-stdin", "--no-color", root)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "deriving the key from the password") {
+		t.Errorf("no derivation progress on stderr: %q", errOut)
+	}
+	if !strings.Contains(errOut, "unlocked ") || !strings.Contains(errOut, "201,000 key-derivation rounds took") {
+		t.Errorf("the time it took is not said: %q", errOut)
+	}
+	if strings.Contains(out, "deriving") || strings.Contains(out+errOut, backuptest.TestPassword) {
+		t.Errorf("progress on stdout, or the password shown")
+	}
+}

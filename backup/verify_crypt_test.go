@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"howett.net/plist"
+
 	"github.com/mbaudit/mbaudit/backup"
 	"github.com/mbaudit/mbaudit/backup/backuptest"
 )
@@ -293,5 +295,53 @@ func TestSweepTempDirs(t *testing.T) {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(d), err == nil, want)
 		}
+	}
+}
+
+// rewriteManifestPlist changes one key of a generated backup's Manifest.plist.
+func rewriteManifestPlist(t *testing.T, b *backuptest.Backup, key string, change func([]byte) []byte) {
+	t.Helper()
+	p := filepath.Join(b.Path, "Manifest.plist")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if _, err := plist.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[key] = change(m[key].([]byte))
+	if data, err = plist.Marshal(m, plist.BinaryFormat); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A keybag that cannot serve the right password is keybag-missing: the
+// index can never be decrypted with it.
+func TestEncryptedKeybagUnusable(t *testing.T) {
+	privateTemp(t)
+	for name, tc := range map[string]struct {
+		key    string
+		change func([]byte) []byte
+		msg    string
+	}{
+		"keybag truncated":            {"BackupKeyBag", func(k []byte) []byte { return k[:len(k)-7] }, "cannot be read"},
+		"manifest key not unwrapping": {"ManifestKey", func(k []byte) []byte { k[20] ^= 1; return k }, "does not unwrap"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := backuptest.MustWrite(t, t.TempDir(), backuptest.Files(20), backuptest.Encrypted())
+			rewriteManifestPlist(t, b, tc.key, tc.change)
+			got, err := verifyWith(t, b, b.Password, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := got.Finding(backup.KeybagMissing)
+			if codes(got) != "keybag-missing manifest-encrypted" || got.State != backup.StateCorrupt || !strings.Contains(f.Message, tc.msg) {
+				t.Fatalf("codes %q, state %s, message %q", codes(got), got.State, f.Message)
+			}
+		})
 	}
 }

@@ -96,6 +96,8 @@ type verifier struct {
 	counts   Counts
 	done     atomic.Int64
 	doneB    atomic.Int64
+	progMu   sync.Mutex
+	progLast time.Time // when --deep last reported progress
 }
 
 // Verify proves a backup whole as far as it can without the password: it
@@ -606,23 +608,13 @@ func (v *verifier) deep(ctx context.Context) error {
 	if !v.opt.Deep {
 		return nil
 	}
-	var total, totalBytes int64
-	for p := range v.buckets {
-		total += int64(len(v.buckets[p]))
-		for _, l := range v.buckets[p] {
-			if l.size > 0 {
-				totalBytes += l.size
-			}
-		}
-	}
+	total, totalBytes := v.deepTotals()
 	jobs := v.opt.Jobs
 	if jobs <= 0 {
 		jobs = DefaultJobs()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
-	last := time.Now()
-	var progMu sync.Mutex
 	for p := range v.buckets {
 		g.Go(func() error {
 			buf := make([]byte, 256<<10)
@@ -631,15 +623,7 @@ func (v *verifier) deep(ctx context.Context) error {
 					return gctx.Err()
 				}
 				v.readBlob(l, buf)
-				v.done.Add(1)
-				if v.opt.Progress != nil {
-					progMu.Lock()
-					if time.Since(last) > 100*time.Millisecond {
-						last = time.Now()
-						v.opt.Progress(v.done.Load(), total, v.doneB.Load(), totalBytes)
-					}
-					progMu.Unlock()
-				}
+				v.blobDone(total, totalBytes)
 			}
 			return nil
 		})
@@ -647,6 +631,20 @@ func (v *verifier) deep(ctx context.Context) error {
 	err := g.Wait()
 	v.counts.BytesRead = v.doneB.Load()
 	return err
+}
+
+// blobDone counts a blob --deep has read and reports progress now and then.
+func (v *verifier) blobDone(total, totalBytes int64) {
+	v.done.Add(1)
+	if v.opt.Progress == nil {
+		return
+	}
+	v.progMu.Lock()
+	defer v.progMu.Unlock()
+	if time.Since(v.progLast) > 100*time.Millisecond {
+		v.progLast = time.Now()
+		v.opt.Progress(v.done.Load(), total, v.doneB.Load(), totalBytes)
+	}
 }
 
 func (v *verifier) readBlob(l listed, buf []byte) {

@@ -267,8 +267,6 @@ func (v *verifier) deepDecrypt(ctx context.Context, rows func(ctx context.Contex
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	queue := make(chan deepJob, 256)
-	var progMu sync.Mutex
-	last := time.Now()
 	for range jobs {
 		g.Go(func() error {
 			buf := make([]byte, 256<<10)
@@ -277,15 +275,7 @@ func (v *verifier) deepDecrypt(ctx context.Context, rows func(ctx context.Contex
 					return gctx.Err()
 				}
 				v.decryptBlob(j, buf)
-				v.done.Add(1)
-				if v.opt.Progress != nil {
-					progMu.Lock()
-					if time.Since(last) > 100*time.Millisecond {
-						last = time.Now()
-						v.opt.Progress(v.done.Load(), total, v.doneB.Load(), totalBytes)
-					}
-					progMu.Unlock()
-				}
+				v.blobDone(total, totalBytes)
 			}
 			return nil
 		})

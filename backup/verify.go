@@ -2,8 +2,10 @@ package backup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha1"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -74,11 +77,9 @@ type listed struct {
 	size int64 // -1: not recorded
 }
 
-// onDisk is one blob in a prefix folder.
-type onDisk struct {
-	id   [20]byte
-	size int64
-}
+// onDisk is one blob in a prefix folder: its fileID and length. It is
+// listed's twin, so that one sort serves both.
+type onDisk = listed
 
 // verifier holds the state of one backup's verification.
 type verifier struct {
@@ -86,6 +87,8 @@ type verifier struct {
 	opt      VerifyOptions
 	flat     bool // legacy layout: blobs in the backup folder itself
 	buckets  [256][]listed
+	scanned  [256]listedChunks     // the scan's listed files, by prefix, until the merge
+	checking atomic.Bool           // quick_check is running: listFolders holds a worker back
 	digests  map[[20]byte][20]byte // legacy --deep: DataHash by fileID
 	dbPath   string                // the index to read: the backup's, or a decrypted copy
 	keys     *keybag.Keys          // set when the password unlocked the keybag
@@ -204,6 +207,8 @@ func (v *verifier) verifyDB(ctx context.Context) error {
 }
 
 func (v *verifier) checkIntegrity(ctx context.Context, db *manifest.DB) error {
+	v.checking.Store(true)
+	defer v.checking.Store(false)
 	check, name := db.QuickCheck, "quick_check"
 	if v.opt.Deep {
 		check, name = db.IntegrityCheck, "integrity_check"
@@ -264,7 +269,7 @@ func (v *verifier) row(r *manifest.Row) error {
 		v.counts.BytesListed += fi.Size
 	}
 	if idOK {
-		v.buckets[id[0]] = append(v.buckets[id[0]], listed{id: id, size: size})
+		v.scanned[id[0]].add(listed{id: id, size: size})
 	}
 	return nil
 }
@@ -347,6 +352,83 @@ func fileIDOf(domain, path []byte) [20]byte {
 	return id
 }
 
+// cmpID orders fileIDs as bytes.Compare does, a word at a time: the sorts
+// and the merge compare each fileID some twenty times.
+func cmpID(a, b *[20]byte) int {
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		return cmp.Compare(x, y)
+	}
+	if x, y := binary.BigEndian.Uint64(a[8:16]), binary.BigEndian.Uint64(b[8:16]); x != y {
+		return cmp.Compare(x, y)
+	}
+	return cmp.Compare(binary.BigEndian.Uint32(a[16:]), binary.BigEndian.Uint32(b[16:]))
+}
+
+// sortScratch holds the scratch space of the folder workers' sorts.
+var sortScratch = sync.Pool{New: func() any { return new([]listed) }}
+
+// sortByID sorts the entries of one prefix folder by fileID: their first
+// bytes are equal, so a counting pass on the second byte leaves runs of a
+// few entries to finish by insertion. tmp is scratch space, grown as needed.
+func sortByID(s []listed, tmp *[]listed) {
+	if len(s) < 256 {
+		slices.SortFunc(s, func(a, b listed) int { return cmpID(&a.id, &b.id) })
+		return
+	}
+	var at [257]int
+	first := s[0].id[0]
+	for i := range s {
+		if s[i].id[0] != first {
+			slices.SortFunc(s, func(a, b listed) int { return cmpID(&a.id, &b.id) })
+			return
+		}
+		at[int(s[i].id[1])+1]++
+	}
+	for k := 1; k < len(at); k++ {
+		at[k] += at[k-1]
+	}
+	if cap(*tmp) < len(s) {
+		*tmp = make([]listed, len(s))
+	}
+	t := (*tmp)[:len(s)]
+	next := at
+	for i := range s {
+		k := s[i].id[1]
+		t[next[k]] = s[i]
+		next[k]++
+	}
+	copy(s, t)
+	for k := 0; k < 256; k++ {
+		run := s[at[k]:at[k+1]]
+		if len(run) > 16 {
+			slices.SortFunc(run, func(a, b listed) int { return cmpID(&a.id, &b.id) })
+			continue
+		}
+		for i := 1; i < len(run); i++ {
+			for j := i; j > 0 && cmpID(&run[j-1].id, &run[j].id) > 0; j-- {
+				run[j-1], run[j] = run[j], run[j-1]
+			}
+		}
+	}
+}
+
+// listedChunks holds one prefix's listed files in chunks that are filled,
+// never grown: no copying as the scan goes, and little room unused.
+type listedChunks struct {
+	chunks [][]listed
+	n      int
+}
+
+func (c *listedChunks) add(l listed) {
+	if k := len(c.chunks) - 1; k >= 0 && len(c.chunks[k]) < cap(c.chunks[k]) {
+		c.chunks[k] = append(c.chunks[k], l)
+	} else {
+		// 16, 32, ... 512 entries: small backups stay small.
+		c.chunks = append(c.chunks, append(make([]listed, 0, 16<<min(len(c.chunks), 5)), l))
+	}
+	c.n++
+}
+
 // folderListing is the sorted content of one prefix folder.
 type folderListing struct {
 	blobs []onDisk
@@ -366,15 +448,28 @@ func (v *verifier) listFolders(ctx context.Context, out *[256]folderListing) err
 	if jobs <= 0 {
 		jobs = DefaultJobs()
 	}
+	// While quick_check runs beside the scan and the workers, and they are
+	// more than the CPUs, the last worker waits: the scan, the longest of
+	// the three, then gets more of the CPUs, and they all end about
+	// together.
+	holdLast := jobs > 1 && jobs+2 > runtime.GOMAXPROCS(0)
+	var next atomic.Int32
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for i := 0; i < 256; i++ {
+	for w := 0; w < jobs; w++ {
 		g.Go(func() error {
-			if gctx.Err() != nil {
-				return gctx.Err()
+			for {
+				for holdLast && w == jobs-1 && v.checking.Load() && next.Load() < 256 && gctx.Err() == nil {
+					time.Sleep(2 * time.Millisecond)
+				}
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				i := int(next.Add(1)) - 1
+				if i >= 256 {
+					return nil
+				}
+				out[i] = v.listFolder(byte(i))
 			}
-			out[i] = v.listFolder(byte(i))
-			return nil
 		})
 	}
 	return g.Wait()
@@ -396,6 +491,7 @@ func (v *verifier) listFolder(prefix byte) folderListing {
 	if err != nil {
 		v.unreadable(name, err)
 	}
+	fl.blobs = make([]onDisk, 0, len(names))
 	fd := int(f.Fd())
 	for _, n := range names {
 		var st unix.Stat_t
@@ -411,7 +507,9 @@ func (v *verifier) listFolder(prefix byte) folderListing {
 		}
 		fl.blobs = append(fl.blobs, onDisk{id: id, size: st.Size})
 	}
-	slices.SortFunc(fl.blobs, func(a, b onDisk) int { return bytes.Compare(a.id[:], b.id[:]) })
+	tmp := sortScratch.Get().(*[]listed)
+	sortByID(fl.blobs, tmp)
+	sortScratch.Put(tmp)
 	return fl
 }
 
@@ -447,8 +545,9 @@ func (v *verifier) listFlat(ctx context.Context, out *[256]folderListing) error 
 		}
 		out[id[0]].blobs = append(out[id[0]].blobs, onDisk{id: id, size: st.Size})
 	}
+	var tmp []listed
 	for i := range out {
-		slices.SortFunc(out[i].blobs, func(a, b onDisk) int { return bytes.Compare(a.id[:], b.id[:]) })
+		sortByID(out[i].blobs, &tmp)
 	}
 	return nil
 }
@@ -478,11 +577,30 @@ func (v *verifier) relBlob(id [20]byte) string {
 
 // merge walks each folder's sorted blobs beside the sorted listed files.
 func (v *verifier) merge(folders *[256]folderListing) {
+	var tmp, scratch []listed
 	var orphans []string
 	var orphanCount, orphanBytes int64
 	for p := 0; p < 256; p++ {
 		want := v.buckets[p]
-		slices.SortFunc(want, func(a, b listed) int { return bytes.Compare(a.id[:], b.id[:]) })
+		if sc := &v.scanned[p]; sc.n > 0 {
+			// --deep keeps the files (in a slice of their own); otherwise
+			// they are only needed for this folder.
+			if v.opt.Deep {
+				want = slices.Grow(want, sc.n)
+			} else {
+				want = append(scratch[:0], want...)
+			}
+			for _, c := range sc.chunks {
+				want = append(want, c...)
+			}
+			*sc = listedChunks{}
+			if v.opt.Deep {
+				v.buckets[p] = want
+			} else {
+				scratch = want
+			}
+		}
+		sortByID(want, &tmp)
 		have := folders[p].blobs
 		i, j := 0, 0
 		for i < len(want) || j < len(have) {
@@ -493,7 +611,7 @@ func (v *verifier) merge(folders *[256]folderListing) {
 			case j == len(have):
 				c = -1
 			default:
-				c = bytes.Compare(want[i].id[:], have[j].id[:])
+				c = cmpID(&want[i].id, &have[j].id)
 			}
 			switch {
 			case c < 0:

@@ -65,7 +65,15 @@ func Open(path string) (*DB, error) {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	default:
-		db.uri = sqliteURI(abs, "mode=ro&immutable=1")
+		// Read through the read-ahead VFS (readvfs.go): immutable, the
+		// file needs no locks or shared memory, which it does not have.
+		// Nor can it open temporary files: the few that a query may want
+		// (the IN list of Names) are kept in memory.
+		q := "mode=ro&immutable=1"
+		if name := readVFS(); name != "" && useReadVFS {
+			q += "&vfs=" + name + "&_pragma=temp_store(memory)"
+		}
+		db.uri = sqliteURI(abs, q)
 	}
 	if db.sql, err = sql.Open("sqlite", db.uri); err != nil {
 		db.Close()
@@ -164,8 +172,25 @@ func (db *DB) IntegrityCheck(ctx context.Context) (ok bool, problems []string, e
 // maxProblems caps the problems a check returns.
 const maxProblems = 100
 
+// smallCache sets the page cache of a connection that reads each page of
+// the database about once (a scan, quick_check) to 256 KB.
+const smallCache = "PRAGMA cache_size = -256"
+
 func (db *DB) check(ctx context.Context, pragma string) (bool, []string, error) {
-	rows, err := db.sql.QueryContext(ctx, pragma)
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return checkFailed(ctx, err)
+	}
+	defer conn.Close()
+	if pragma == "PRAGMA quick_check" {
+		// quick_check walks each b-tree once. integrity_check keeps the
+		// default: it also looks every row up in every index.
+		if _, err := conn.ExecContext(ctx, smallCache); err != nil {
+			return checkFailed(ctx, err)
+		}
+		defer conn.ExecContext(context.Background(), "PRAGMA cache_size = -2000")
+	}
+	rows, err := conn.QueryContext(ctx, pragma)
 	if err != nil {
 		return checkFailed(ctx, err)
 	}

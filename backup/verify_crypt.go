@@ -11,16 +11,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 
 	"github.com/mbaudit/mbaudit/backup/keybag"
 	"github.com/mbaudit/mbaudit/backup/manifest"
+	"github.com/mbaudit/mbaudit/internal/tmpdir"
 )
 
 // ErrWrongPassword is matched (errors.Is) by the error Verify returns when
@@ -139,7 +137,7 @@ func (v *verifier) verifyEncryptedDB(ctx context.Context) error {
 		v.b.Addf(KeybagMissing, "Manifest.plist's ManifestKey does not unwrap with its class key: %s", shortErr(err))
 		return v.verifyOpaque(ctx)
 	}
-	dir, err := PrivateTempDir()
+	dir, err := tmpdir.Private()
 	if err != nil {
 		return fmt.Errorf("cannot make a private temporary folder for the decrypted index: %w", err)
 	}
@@ -208,43 +206,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// tempPrefix names mbaudit's private temporary folders; the process ID
-// after it lets a later run remove what a killed one left.
-const tempPrefix = "mbaudit-private-"
-
-// PrivateTempDir makes a folder only the user can enter (0700) under the
-// system's temporary folder, after removing those that runs which no longer
-// exist left behind (killed before they could clean up).
-func PrivateTempDir() (string, error) {
-	SweepTempDirs()
-	return os.MkdirTemp("", tempPrefix+strconv.Itoa(os.Getpid())+"-")
-}
-
-// SweepTempDirs removes private temporary folders of mbaudit runs that are
-// gone. A folder whose process still runs, or of another user, is left.
-func SweepTempDirs() {
-	tmp := os.TempDir()
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), tempPrefix)
-		if !ok || !e.IsDir() {
-			continue
-		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid <= 0 || pid == os.Getpid() {
-			continue
-		}
-		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
-			continue // alive, or not ours to judge
-		}
-		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
-	}
 }
 
 // deepJob is one blob to decrypt.

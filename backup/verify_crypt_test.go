@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,26 +275,6 @@ func TestEncryptedInterrupted(t *testing.T) {
 		t.Fatal("the decrypted index was not in the temporary folder while blobs were read")
 	}
 	assertEmptyDir(t, tmp)
-}
-
-func TestSweepTempDirs(t *testing.T) {
-	tmp := privateTemp(t)
-	// A folder of a process that is gone, one of this process, and a
-	// stranger's.
-	dead := filepath.Join(tmp, "mbaudit-private-999999999-x")
-	mine := filepath.Join(tmp, "mbaudit-private-"+strconv.Itoa(os.Getpid())+"-y")
-	other := filepath.Join(tmp, "someone-else")
-	for _, d := range []string{dead, mine, other} {
-		if err := os.MkdirAll(filepath.Join(d, "sub"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	backup.SweepTempDirs()
-	for d, want := range map[string]bool{dead: false, mine: true, other: true} {
-		if _, err := os.Stat(d); (err == nil) != want {
-			t.Errorf("%s: exists %v, want %v", filepath.Base(d), err == nil, want)
-		}
-	}
 }
 
 // rewriteManifestPlist changes one key of a generated backup's Manifest.plist.

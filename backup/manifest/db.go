@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mbaudit/mbaudit/internal/tmpdir"
 	"modernc.org/sqlite"
 )
 
@@ -23,8 +25,12 @@ var ErrNotSQLite = errors.New("not an SQLite database")
 type DB struct {
 	path   string  // as given to Open
 	uri    string  // what SQLite opens
-	tmpDir string  // private copy of a database with a WAL, or ""
+	tmpDir string  // private copy of a database with a WAL or a journal, or ""
 	sql    *sql.DB // for everything but the row loop of Scan
+
+	// RolledBack is set when a hot rollback journal lay beside the
+	// database: what is read is the private copy, rolled back.
+	RolledBack bool
 }
 
 // Open opens the Manifest.db at path read-only, without creating anything
@@ -34,7 +40,9 @@ type DB struct {
 // and creates no -wal or -shm file. If a non-empty PATH-wal lies beside it
 // (committed pages that immutable mode would ignore), the database and its
 // WAL are copied to a private temporary folder and the copy is opened, so the
-// WAL is applied; Close removes the folder.
+// WAL is applied; Close removes the folder. A hot rollback journal (a
+// write that never finished) is handled the same way, and the copy is
+// rolled back.
 //
 // A file that is not SQLite gives an error matching ErrNotSQLite; a database
 // SQLite finds malformed on opening (a bad header, a truncated file) gives an
@@ -52,10 +60,30 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	db := &DB{path: path}
+	hot, err := hotJournal(abs + "-journal")
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
 	wal, err := os.Stat(abs + "-wal")
 	switch {
+	case hot:
+		// A write that never finished: its rollback journal holds the
+		// pages as they were. Immutable mode would read the half-written
+		// file as it stands; a private copy opened read-write is rolled
+		// back by SQLite on the first read, as the writer's next open
+		// would have done.
+		if db.tmpDir, err = copyWith(abs, "-journal", "-wal"); err != nil {
+			return nil, fmt.Errorf("opening %s: %w", path, err)
+		}
+		copied := filepath.Join(db.tmpDir, filepath.Base(abs))
+		if err := rollBack(copied); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening %s: rolling back its journal: %w", path, err)
+		}
+		db.uri = sqliteURI(copied, "mode=ro")
+		db.RolledBack = true
 	case err == nil && wal.Mode().IsRegular() && wal.Size() > 0:
-		if db.tmpDir, err = copyWithWAL(abs); err != nil {
+		if db.tmpDir, err = copyWith(abs, "-wal"); err != nil {
 			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
 		// mode=ro still lets SQLite create the -shm it needs, in tmpDir.
@@ -95,10 +123,48 @@ func sqliteURI(abs, query string) string {
 	return u.String()
 }
 
-// copyWithWAL copies the database at abs and its -wal into a new private
-// folder and returns the folder.
-func copyWithWAL(abs string) (dir string, err error) {
-	dir, err = os.MkdirTemp("", "mbaudit-manifest-") // mode 0700
+// rollBack opens a private copy read-write once, which makes SQLite roll
+// back its hot journal: every later reader, read-only, sees the database
+// as it was before the unfinished write.
+func rollBack(path string) error {
+	rw, err := sql.Open("sqlite", sqliteURI(path, "mode=rw"))
+	if err != nil {
+		return err
+	}
+	defer rw.Close()
+	var n int
+	return rw.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n)
+}
+
+// journalMagic starts the header of a rollback journal that is still in
+// force; a committed journal kept by journal_mode=PERSIST has it zeroed.
+var journalMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+
+// hotJournal reports whether a rollback journal at path holds a write that
+// never finished (a "hot" journal: present, and its header not zeroed).
+func hotJournal(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false, err
+	}
+	head := make([]byte, len(journalMagic))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return false, nil // too short to be in force
+	}
+	return bytes.Equal(head, journalMagic), nil
+}
+
+// copyWith copies the database at abs, and those of its side files (the
+// suffixes) that exist, into a new private folder and returns the folder.
+func copyWith(abs string, suffixes ...string) (dir string, err error) {
+	dir, err = tmpdir.Private() // mode 0700
 	if err != nil {
 		return "", err
 	}
@@ -109,8 +175,12 @@ func copyWithWAL(abs string) (dir string, err error) {
 		}
 	}()
 	base := filepath.Base(abs)
-	for _, suffix := range []string{"", "-wal"} {
-		if err := copyTo(abs+suffix, filepath.Join(dir, base+suffix)); err != nil {
+	for _, suffix := range append([]string{""}, suffixes...) {
+		err := copyTo(abs+suffix, filepath.Join(dir, base+suffix))
+		if suffix != "" && errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
 			return "", err
 		}
 	}

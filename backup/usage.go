@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,11 @@ type SpaceOptions struct {
 	By   GroupBy
 	Top  int // how many of the largest files to keep (0: none)
 	Jobs int // parallel workers for the blob lengths (0: DefaultJobs)
+	// Password, when not nil, lets an encrypted index be read: it is
+	// decrypted into a private temporary folder, as verify does.
+	Password *Password
+	// Unlocking reports key-derivation progress (see VerifyOptions).
+	Unlocking func(done, total int64)
 }
 
 // SpaceGroup is the files of one app, domain or category.
@@ -74,9 +80,24 @@ func Breakdown(ctx context.Context, b *Backup, opt SpaceOptions) (*Space, error)
 	default:
 		return nil, fmt.Errorf("unknown grouping %q", opt.By)
 	}
-	t := &tally{b: b, opt: opt, domains: map[string]int32{}, last: -1}
+	t := &tally{b: b, opt: opt, domains: map[string]int32{}, last: -1, dbPath: filepath.Join(b.Path, "Manifest.db")}
 	var err error
 	switch {
+	case b.IndexEncrypted && opt.Password != nil && !b.Has(KeybagMissing):
+		var d *decryptedIndex
+		var prob *problem
+		d, prob, err = decryptIndex(ctx, b, opt.Password, opt.Unlocking)
+		switch {
+		case errors.Is(err, ErrWrongPassword):
+			return &Space{By: opt.By, Unread: "the password is wrong"}, err
+		case err != nil:
+			return nil, err
+		case prob != nil:
+			return &Space{By: opt.By, Unread: prob.msg}, nil
+		}
+		defer d.Close()
+		t.dbPath = d.Path
+		err = t.scanDB(ctx)
 	case b.IndexEncrypted:
 		return &Space{By: opt.By, Unread: "the index is encrypted: sizes need the password"}, nil
 	case b.Format == FormatManifestDB && !b.Has(ManifestDBInvalid):
@@ -121,6 +142,7 @@ type tally struct {
 	b       *Backup
 	opt     SpaceOptions
 	flat    bool
+	dbPath  string // the index to read: the backup's, or a decrypted copy
 	domains map[string]int32
 	doms    []domainTally
 	last    int32 // the domain of the previous row: rows come grouped by domain
@@ -129,7 +151,7 @@ type tally struct {
 }
 
 func (t *tally) scanDB(ctx context.Context) error {
-	db, err := manifest.Open(filepath.Join(t.b.Path, "Manifest.db"))
+	db, err := manifest.Open(t.dbPath)
 	if err != nil {
 		return err
 	}

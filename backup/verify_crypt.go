@@ -58,23 +58,29 @@ type Unlock struct {
 	Rounds int64
 }
 
+// problem is something wrong with a backup that unlocking or decrypting
+// its index found: a finding for verify, a note for usage.
+type problem struct {
+	code Code
+	msg  string
+}
+
+func problemf(c Code, format string, args ...any) *problem {
+	return &problem{c, fmt.Sprintf(format, args...)}
+}
+
 // unlock derives (or reuses) the key for the backup's keybag and unwraps
-// the class keys. A keybag that cannot be used is a finding and returns nil
-// keys; a wrong password is an error.
-func (v *verifier) unlock(ctx context.Context) (*keybag.Keys, error) {
-	m := v.b.Manifest
+// the class keys. A keybag that cannot be used is a problem; a wrong
+// password or a cancellation is an error.
+func unlock(ctx context.Context, b *Backup, pw *Password, progress func(done, total int64)) (*keybag.Keys, *Unlock, *problem, error) {
+	m := b.Manifest
 	if m == nil || len(m.BackupKeyBag) == 0 {
-		if !v.b.Has(KeybagMissing) {
-			v.b.Add(KeybagMissing, 1, "the backup is encrypted but Manifest.plist has no BackupKeyBag: it can never be decrypted")
-		}
-		return nil, nil
+		return nil, nil, problemf(KeybagMissing, "the backup is encrypted but Manifest.plist has no BackupKeyBag: it can never be decrypted"), nil
 	}
 	kb, err := keybag.Parse(m.BackupKeyBag)
 	if err != nil {
-		v.b.Addf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be read: %s", shortErr(err))
-		return nil, nil
+		return nil, nil, problemf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be read: %s", shortErr(err)), nil
 	}
-	pw := v.opt.Password
 	cacheKey := kb.CacheKey()
 	pw.mu.Lock()
 	derived, ok := pw.derived[cacheKey]
@@ -83,25 +89,34 @@ func (v *verifier) unlock(ctx context.Context) (*keybag.Keys, error) {
 	info := &Unlock{Rounds: int64(dp) + int64(it)}
 	if !ok {
 		start := time.Now()
-		derived, err = kb.DeriveKey(ctx, pw.secret, v.opt.Unlocking)
+		derived, err = kb.DeriveKey(ctx, pw.secret, progress)
 		if err != nil {
-			return nil, err // cancelled
+			return nil, nil, nil, err // cancelled
 		}
 		info.Derive = time.Since(start)
 	}
 	keys, err := kb.Unlock(derived)
 	if errors.Is(err, keybag.ErrWrongPassword) {
-		return nil, fmt.Errorf("%w for %s", ErrWrongPassword, v.b.displayName())
+		return nil, nil, nil, fmt.Errorf("%w for %s", ErrWrongPassword, b.displayName())
 	}
 	if err != nil {
-		v.b.Addf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be unlocked: %s", shortErr(err))
-		return nil, nil
+		return nil, nil, problemf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be unlocked: %s", shortErr(err)), nil
 	}
 	pw.mu.Lock()
 	pw.derived[cacheKey] = derived
 	pw.mu.Unlock()
+	return keys, info, nil, nil
+}
+
+// unlock is unlock for the backup being verified: a problem becomes a
+// finding.
+func (v *verifier) unlock(ctx context.Context) (*keybag.Keys, error) {
+	keys, info, prob, err := unlock(ctx, v.b, v.opt.Password, v.opt.Unlocking)
+	if prob != nil && !v.b.Has(prob.code) {
+		v.b.Add(prob.code, 1, prob.msg)
+	}
 	v.unlocked = info
-	return keys, nil
+	return keys, err
 }
 
 // displayName names the backup in messages: its device's name, else its
@@ -113,15 +128,71 @@ func (b *Backup) displayName() string {
 	return b.ID
 }
 
+// decryptedIndex is an encrypted backup's Manifest.db, decrypted into a
+// private temporary folder (never beside the backup). Close removes it.
+type decryptedIndex struct {
+	Path string
+	Keys *keybag.Keys
+	Info *Unlock
+	dir  string
+}
+
+func (d *decryptedIndex) Close() {
+	if d != nil && d.dir != "" {
+		os.RemoveAll(d.dir)
+		d.dir = ""
+	}
+}
+
+// decryptIndex unlocks the backup's keybag with the password and decrypts
+// its index. What is wrong with the backup is a problem (and a nil index);
+// a wrong password, a cancellation or a temporary folder that cannot be
+// written is an error.
+func decryptIndex(ctx context.Context, b *Backup, pw *Password, progress func(done, total int64)) (*decryptedIndex, *problem, error) {
+	keys, info, prob, err := unlock(ctx, b, pw, progress)
+	if err != nil || prob != nil {
+		return nil, prob, err
+	}
+	key, err := keys.UnwrapKey(b.Manifest.ManifestKey)
+	if err != nil {
+		return nil, problemf(KeybagMissing, "Manifest.plist's ManifestKey does not unwrap with its class key: %s", shortErr(err)), nil
+	}
+	dir, err := tmpdir.Private()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot make a private temporary folder for the decrypted index: %w", err)
+	}
+	d := &decryptedIndex{Path: filepath.Join(dir, "Manifest.db"), Keys: keys, Info: info, dir: dir}
+	if err := decryptFile(ctx, filepath.Join(b.Path, "Manifest.db"), d.Path, key); err != nil {
+		d.Close()
+		switch {
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case errors.Is(err, keybag.ErrPadding):
+			return nil, problemf(ManifestDBInvalid, "Manifest.db does not decrypt: %s", shortErr(err)), nil
+		case errors.Is(err, errTempWrite):
+			return nil, nil, err
+		default:
+			return nil, problemf(BackupUnreadable, "could not read Manifest.db: %s", describeIOError(err)), nil
+		}
+	}
+	return d, nil, nil
+}
+
 // verifyEncryptedDB unlocks an encrypted index with the password, decrypts
-// it into a private temporary folder (never beside the backup) and runs
-// every check of a plain backup on it.
+// it and runs every check of a plain backup on it.
 func (v *verifier) verifyEncryptedDB(ctx context.Context) error {
 	if v.b.Has(KeybagMissing) {
 		return v.verifyOpaque(ctx)
 	}
-	keys, err := v.unlock(ctx)
-	if err != nil {
+	d, prob, err := decryptIndex(ctx, v.b, v.opt.Password, v.opt.Unlocking)
+	if prob != nil {
+		v.b.Add(prob.code, 1, prob.msg)
+		if prob.code == KeybagMissing {
+			return v.verifyOpaque(ctx)
+		}
+		return nil
+	}
+	if errors.Is(err, ErrWrongPassword) {
 		// The blobs can still be counted and measured; the caller reports
 		// the password error.
 		if oerr := v.verifyOpaque(ctx); oerr != nil {
@@ -129,36 +200,12 @@ func (v *verifier) verifyEncryptedDB(ctx context.Context) error {
 		}
 		return err
 	}
-	if keys == nil {
-		return v.verifyOpaque(ctx)
-	}
-	key, err := keys.UnwrapKey(v.b.Manifest.ManifestKey)
 	if err != nil {
-		v.b.Addf(KeybagMissing, "Manifest.plist's ManifestKey does not unwrap with its class key: %s", shortErr(err))
-		return v.verifyOpaque(ctx)
+		return err
 	}
-	dir, err := tmpdir.Private()
-	if err != nil {
-		return fmt.Errorf("cannot make a private temporary folder for the decrypted index: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	plain := filepath.Join(dir, "Manifest.db")
-	if err := decryptFile(ctx, filepath.Join(v.b.Path, "Manifest.db"), plain, key); err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, keybag.ErrPadding):
-			v.b.Addf(ManifestDBInvalid, "Manifest.db does not decrypt: %s", shortErr(err))
-		case errors.Is(err, errTempWrite):
-			return err
-		default:
-			v.b.Addf(BackupUnreadable, "could not read Manifest.db: %s", describeIOError(err))
-		}
-		return nil
-	}
+	defer d.Close()
 	v.b.drop(ManifestEncrypted)
-	v.keys = keys
-	v.dbPath = plain
+	v.keys, v.unlocked, v.dbPath = d.Keys, d.Info, d.Path
 	return v.verifyDB(ctx)
 }
 

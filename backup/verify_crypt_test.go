@@ -324,3 +324,34 @@ func TestEncryptedKeybagUnusable(t *testing.T) {
 		})
 	}
 }
+
+// usage reads an encrypted index with the password: the same files and
+// listed bytes as the plain backup from the same seed.
+func TestEncryptedBreakdown(t *testing.T) {
+	tmp := privateTemp(t)
+	o := []backuptest.Option{backuptest.Seed(61), backuptest.Files(150)}
+	plain := listOne(t, backuptest.MustWrite(t, t.TempDir(), o...))
+	encB := backuptest.MustWrite(t, t.TempDir(), append(o, backuptest.Encrypted())...)
+	enc := listOne(t, encB)
+	want, err := backup.Breakdown(context.Background(), plain, backup.SpaceOptions{By: backup.ByApp})
+	if err != nil || want.Unread != "" {
+		t.Fatalf("plain: %v %q", err, want.Unread)
+	}
+	s, err := backup.Breakdown(context.Background(), enc, backup.SpaceOptions{By: backup.ByApp})
+	if err != nil || s.Unread == "" {
+		t.Fatalf("encrypted without password: %v, unread %q", err, s.Unread)
+	}
+	s, err = backup.Breakdown(context.Background(), enc, backup.SpaceOptions{By: backup.ByApp, Password: backup.NewPassword([]byte(encB.Password))})
+	if err != nil || s.Unread != "" {
+		t.Fatalf("with password: %v %q", err, s.Unread)
+	}
+	if s.Files != want.Files || s.Bytes != want.Bytes || len(s.Groups) != len(want.Groups) || s.DiskBytes <= want.DiskBytes {
+		t.Errorf("encrypted: %d files, %d bytes, %d groups, %d on disk; plain: %d, %d, %d, %d",
+			s.Files, s.Bytes, len(s.Groups), s.DiskBytes, want.Files, want.Bytes, len(want.Groups), want.DiskBytes)
+	}
+	s, err = backup.Breakdown(context.Background(), enc, backup.SpaceOptions{By: backup.ByApp, Password: backup.NewPassword([]byte("nope"))})
+	if !errors.Is(err, backup.ErrWrongPassword) || s == nil || s.Unread == "" {
+		t.Fatalf("wrong password: %v, %+v", err, s)
+	}
+	assertEmptyDir(t, tmp)
+}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 type usageOptions struct {
 	common
+	passwordFlags
 	by  string
 	top int
 }
@@ -31,7 +33,9 @@ Manifest.mbdb for iOS 4 to 9) and adds up its files --by app (app, group
 and plugin containers folded into their app and named from Info.plist),
 domain or category, with the sizes the index lists and the bytes the
 blobs take on disk. --top N adds the N largest files. No file content is
-read; an encrypted index cannot be read without the password.
+read. An encrypted index needs the backup password (--password-file,
+--password-stdin, $MBAUDIT_PASSWORD or a prompt on a terminal, as for
+verify): it is decrypted into a private temporary folder and removed.
 
 Given roots (folders that hold backups, or no PATH), usage shows per
 device each backup and dated copy with its size on disk and the bytes its
@@ -45,12 +49,13 @@ backups.
 
 EXIT STATUS:
    0    shown (whatever states the backups are in)
-   2    could not: bad usage, a path missing, dangling or unreadable
+   2    could not: bad usage, a path missing, dangling or unreadable,
+        a wrong password
    130  interrupted`,
-		Flags: append(commonFlags(&o.common, "table, json, csv"),
+		Flags: append(append(commonFlags(&o.common, "table, json, csv"),
 			&cli.StringFlag{Name: "by", Value: "app", Usage: "group a backup's files by app, domain or category", Destination: &o.by},
 			&cli.IntFlag{Name: "top", Usage: "also list the `N` largest files of each backup", Destination: &o.top},
-		),
+		), o.passwordFlags.flags()...),
 		Action: func(c *cli.Context) error {
 			return runUsage(c.Context, o, c.Args().Slice(), env)
 		},
@@ -79,12 +84,26 @@ func runUsage(ctx context.Context, o *usageOptions, paths []string, env Env) err
 		return res.rootErr
 	}
 	var doc report.UsageDoc
+	var wrong []error
 	if backupFolders(paths, res.backups) {
+		pw, err := o.password(env, func() bool { return needsPassword(res.backups, false) })
+		if err != nil {
+			return err
+		}
 		spaces := make([]*backup.Space, len(res.backups))
 		for i, b := range res.backups {
+			opt := backup.SpaceOptions{By: by, Top: o.top, Jobs: o.jobs, Password: pw}
+			if pw != nil && b.IndexEncrypted {
+				p.phase("unlocking " + b.ID)
+				opt.Unlocking = p.rounds
+			}
 			p.phase("reading the index of " + b.ID)
-			s, err := backup.Breakdown(ctx, b, backup.SpaceOptions{By: by, Top: o.top, Jobs: o.jobs})
+			s, err := backup.Breakdown(ctx, b, opt)
 			p.done()
+			if errors.Is(err, backup.ErrWrongPassword) {
+				wrong = append(wrong, err)
+				err = nil
+			}
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", b.Path, err)
 			}
@@ -123,7 +142,10 @@ func runUsage(ctx context.Context, o *usageOptions, paths []string, env Env) err
 	if err != nil {
 		return err
 	}
-	return res.rootErr
+	if res.rootErr != nil {
+		return res.rootErr
+	}
+	return errors.Join(wrong...)
 }
 
 // backupFolders reports whether the PATHs given are all backup folders

@@ -215,10 +215,13 @@ func TestOpenRealInPlace(t *testing.T) {
 
 // TestOpenWAL builds a database whose rows are only in its WAL, copies both
 // files while the writer is still open, and opens the copy.
-func TestOpenWAL(t *testing.T) {
-	work := t.TempDir()
-	writer := filepath.Join(work, "writer", "Manifest.db")
-	orig := filepath.Join(work, "backup", "Manifest.db")
+// writerDB makes a database that a test writes to as a device would (in
+// work/writer) and the path of the backup's copy of it (in work/backup),
+// and runs setup on the writer's one connection.
+func writerDB(t *testing.T, work string, setup ...string) (w *sql.DB, writer, orig string) {
+	t.Helper()
+	writer = filepath.Join(work, "writer", "Manifest.db")
+	orig = filepath.Join(work, "backup", "Manifest.db")
 	for _, d := range []string{filepath.Dir(writer), filepath.Dir(orig)} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -228,13 +231,19 @@ func TestOpenWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
 	w.SetMaxOpenConns(1)
-	for _, q := range []string{filesSchema, "PRAGMA journal_mode=WAL", "PRAGMA wal_autocheckpoint=0"} {
+	for _, q := range append([]string{filesSchema}, setup...) {
 		if _, err := w.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return w, writer, orig
+}
+
+func TestOpenWAL(t *testing.T) {
+	work := t.TempDir()
+	w, writer, orig := writerDB(t, work, "PRAGMA journal_mode=WAL", "PRAGMA wal_autocheckpoint=0")
 	tx, err := w.Begin()
 	if err != nil {
 		t.Fatal(err)

@@ -14,24 +14,7 @@ import (
 // beside the backup's files.
 func TestOpenHotJournal(t *testing.T) {
 	work := t.TempDir()
-	writer := filepath.Join(work, "writer", "Manifest.db")
-	orig := filepath.Join(work, "backup", "Manifest.db")
-	for _, d := range []string{filepath.Dir(writer), filepath.Dir(orig)} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w, err := sql.Open("sqlite", sqliteURI(writer, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	w.SetMaxOpenConns(1)
-	for _, q := range []string{filesSchema, "PRAGMA journal_mode=DELETE"} {
-		if _, err := w.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w, writer, orig := writerDB(t, work, "PRAGMA journal_mode=DELETE")
 	tx, err := w.Begin()
 	if err != nil {
 		t.Fatal(err)

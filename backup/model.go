@@ -122,6 +122,15 @@ func (b *Backup) DeviceName() string {
 	return ""
 }
 
+// DisplayName names the backup for people: its device's name, else its
+// folder's name.
+func (b *Backup) DisplayName() string {
+	if n := b.DeviceName(); n != "" {
+		return n
+	}
+	return b.ID
+}
+
 // ProductType is the device's model identifier, e.g. iPhone14,5.
 func (b *Backup) ProductType() string {
 	if b.Info != nil && b.Info.ProductType != "" {

@@ -765,17 +765,28 @@ func (v *verifier) blobDone(total, totalBytes int64) {
 	}
 }
 
-func (v *verifier) readBlob(l listed, buf []byte) {
+// openBlob opens a listed file's blob for --deep. A blob that is not there
+// was already counted as file-missing; one that cannot be opened is noted
+// as file-unreadable. Either way it returns nil.
+func (v *verifier) openBlob(id [20]byte) io.ReadCloser {
 	open := v.opt.openBlob
 	if open == nil {
 		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
 	}
-	f, err := open(v.blobPath(l.id))
+	f, err := open(v.blobPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return // already file-missing
+		return nil
 	}
 	if err != nil {
-		v.note(FileUnreadable, l.id)
+		v.note(FileUnreadable, id)
+		return nil
+	}
+	return f
+}
+
+func (v *verifier) readBlob(l listed, buf []byte) {
+	f := v.openBlob(l.id)
+	if f == nil {
 		return
 	}
 	defer f.Close()

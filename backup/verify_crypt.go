@@ -97,7 +97,7 @@ func unlock(ctx context.Context, b *Backup, pw *Password, progress func(done, to
 	}
 	keys, err := kb.Unlock(derived)
 	if errors.Is(err, keybag.ErrWrongPassword) {
-		return nil, nil, nil, fmt.Errorf("%w for %s", ErrWrongPassword, b.displayName())
+		return nil, nil, nil, fmt.Errorf("%w for %s", ErrWrongPassword, b.DisplayName())
 	}
 	if err != nil {
 		return nil, nil, problemf(KeybagMissing, "Manifest.plist's BackupKeyBag cannot be unlocked: %s", shortErr(err)), nil
@@ -117,15 +117,6 @@ func (v *verifier) unlock(ctx context.Context) (*keybag.Keys, error) {
 	}
 	v.unlocked = info
 	return keys, err
-}
-
-// displayName names the backup in messages: its device's name, else its
-// folder's name.
-func (b *Backup) displayName() string {
-	if n := b.DeviceName(); n != "" {
-		return n
-	}
-	return b.ID
 }
 
 // decryptedIndex is an encrypted backup's Manifest.db, decrypted into a
@@ -321,16 +312,8 @@ func (v *verifier) deepTotals() (files, bytes int64) {
 // Lengths the merge already judged (not whole blocks, or not the padded
 // size) are not counted twice.
 func (v *verifier) decryptBlob(j deepJob, buf []byte) {
-	open := v.opt.openBlob
-	if open == nil {
-		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
-	}
-	f, err := open(v.blobPath(j.l.id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return // already file-missing
-	}
-	if err != nil {
-		v.note(FileUnreadable, j.l.id)
+	f := v.openBlob(j.l.id)
+	if f == nil {
 		return
 	}
 	defer f.Close()

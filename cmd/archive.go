@@ -128,10 +128,7 @@ func archiver(dir, format string, env Env, p *progress, delay time.Duration) fun
 	return func(ctx context.Context, b *backup.Backup) (string, error) {
 		opt := backup.ArchiveOptions{Format: format, Now: env.Now(), FileDelay: delay}
 		if p != nil {
-			name := b.DeviceName()
-			if name == "" {
-				name = b.ID
-			}
+			name := b.DisplayName()
 			step := ""
 			opt.Progress = func(a backup.ArchiveProgress) {
 				if a.Step != step {

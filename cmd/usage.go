@@ -94,8 +94,7 @@ func runUsage(ctx context.Context, o *usageOptions, paths []string, env Env) err
 		for i, b := range res.backups {
 			opt := backup.SpaceOptions{By: by, Top: o.top, Jobs: o.jobs, Password: pw}
 			if pw != nil && b.IndexEncrypted {
-				p.phase("unlocking " + b.ID)
-				opt.Unlocking = p.rounds
+				opt.Unlocking = p.rounds // "reading the index of ...: deriving the key ..."
 			}
 			p.phase("reading the index of " + b.ID)
 			s, err := backup.Breakdown(ctx, b, opt)

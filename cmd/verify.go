@@ -91,11 +91,8 @@ func runVerify(ctx context.Context, o *verifyOptions, paths []string, env Env) e
 	busy, _ := ParseDuration(o.busyWindow) // checked by scan
 	var wrong []error
 	for _, b := range res.backups {
-		name := b.DeviceName()
-		if name == "" {
-			name = b.ID
-		}
-		opt := backup.VerifyOptions{Options: o.options(env, busy), Deep: o.deep, Progress: p.bytes, Password: pw}
+		name := b.DisplayName()
+		opt := backup.VerifyOptions{Options: o.options(env, busy), Deep: o.deep, Password: pw}
 		if pw != nil {
 			p.phase("unlocking " + name)
 			opt.Unlocking = p.rounds
